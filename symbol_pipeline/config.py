@@ -1,0 +1,67 @@
+"""Settings read from the environment, in one place.
+
+Every setting has a default that works offline on a fresh clone: SQLite in ./data and the
+synthetic market. Production overrides them with environment variables (see README).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HISTORY_START = "2023-01-03"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    price_source: str
+    partitions_start: str
+    synthetic_seed: int
+    synthetic_universe_size: int
+    schedule_cron: str
+    schedule_timezone: str
+    alert_webhook_url: str | None
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith("postgresql")
+
+
+def _data_dir() -> Path:
+    return Path(os.environ.get("SYMBOL_PIPELINE_DATA_DIR", "data")).resolve()
+
+
+def normalise_database_url(url: str) -> str:
+    """Pin PostgreSQL URLs to psycopg2, the driver this project installs (REFERENCE.md §3)."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg2://" + url[len("postgresql://") :]
+    return url
+
+
+def get_settings() -> Settings:
+    data_dir = _data_dir()
+    url = os.environ.get("SYMBOL_PIPELINE_DATABASE_URL") or f"sqlite:///{data_dir / 'symbol_pipeline.sqlite'}"
+    return Settings(
+        data_dir=data_dir,
+        database_url=normalise_database_url(url),
+        price_source=os.environ.get("SYMBOL_PIPELINE_PRICE_SOURCE", "synthetic"),
+        partitions_start=os.environ.get("SYMBOL_PIPELINE_PARTITIONS_START", DEFAULT_HISTORY_START),
+        synthetic_seed=int(os.environ.get("SYMBOL_PIPELINE_SYNTHETIC_SEED", "7")),
+        synthetic_universe_size=int(os.environ.get("SYMBOL_PIPELINE_SYNTHETIC_SYMBOLS", "300")),
+        schedule_cron=os.environ.get("SYMBOL_PIPELINE_SCHEDULE_CRON", "0 21 * * 1-5"),
+        schedule_timezone=os.environ.get("SYMBOL_PIPELINE_SCHEDULE_TIMEZONE", "America/New_York"),
+        alert_webhook_url=os.environ.get("SYMBOL_PIPELINE_ALERT_WEBHOOK_URL") or None,
+    )
+
+
+def parse_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"not a date in YYYY-MM-DD form: {text!r}") from exc

@@ -1,0 +1,80 @@
+"""NYSE trading sessions from exchange_calendars (holidays and early closes kept upstream)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+
+import exchange_calendars as xcals
+import pandas as pd
+
+EXCHANGE = "XNYS"
+EXCHANGE_TIMEZONE = "America/New_York"
+_CALENDAR_START = "1995-01-03"
+
+
+class NotATradingDayError(ValueError):
+    """A date that is not an NYSE session."""
+
+
+@lru_cache(maxsize=1)
+def _calendar() -> xcals.ExchangeCalendar:
+    return xcals.get_calendar(EXCHANGE, start=_CALENDAR_START)
+
+
+def _ts(day: dt.date | str) -> pd.Timestamp:
+    return pd.Timestamp(day).normalize()
+
+
+def is_session(day: dt.date | str) -> bool:
+    return bool(_calendar().is_session(_ts(day)))
+
+
+def require_session(day: dt.date | str) -> dt.date:
+    if not is_session(day):
+        raise NotATradingDayError(f"{_ts(day).date()} is not an NYSE trading session")
+    return _ts(day).date()
+
+
+def sessions_between(start: dt.date | str, end: dt.date | str) -> pd.DatetimeIndex:
+    """Sessions in [start, end], both ends included, as tz-naive midnight timestamps."""
+    if _ts(end) < _ts(start):
+        return pd.DatetimeIndex([])
+    return _calendar().sessions_in_range(_ts(start), _ts(end))
+
+
+def sessions_ending(day: dt.date | str, count: int) -> pd.DatetimeIndex:
+    """The `count` sessions ending at `day` (a session) inclusive."""
+    cal = _calendar()
+    end = cal.date_to_session(_ts(day), direction="previous")
+    return cal.sessions_window(end, -count)
+
+
+def previous_session(day: dt.date | str) -> dt.date:
+    return _calendar().previous_session(_ts(day)).date()
+
+
+def session_offset(day: dt.date | str, offset: int) -> dt.date:
+    """The session `offset` sessions from `day` (negative goes back); `day` must be a session."""
+    cal = _calendar()
+    return cal.session_offset(_ts(require_session(day)), offset).date()
+
+
+def latest_completed_session(now: pd.Timestamp | None = None) -> dt.date:
+    """The last session whose close is at or before `now` (default: the current time)."""
+    cal = _calendar()
+    now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    if now.tzinfo is None:
+        now = now.tz_localize("UTC")
+    minute = now.floor("min")
+    session = cal.minute_to_past_session(minute) if not cal.is_open_on_minute(minute) else None
+    if session is None:
+        session = cal.previous_session(cal.minute_to_session(minute, direction="previous"))
+    return session.date()
+
+
+def non_session_weekdays(start: dt.date | str, end: dt.date | str) -> list[dt.date]:
+    """Weekdays in [start, end] on which the exchange is closed (holidays)."""
+    weekdays = pd.bdate_range(_ts(start), _ts(end))
+    sessions = set(sessions_between(start, end))
+    return [d.date() for d in weekdays if d not in sessions]

@@ -1,0 +1,1 @@
+"""The only package that speaks SQL. Every function takes an Engine or a Connection."""

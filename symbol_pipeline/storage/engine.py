@@ -1,0 +1,85 @@
+"""Engines and the one upsert every writer uses. SQLite/PostgreSQL differences live here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+# SQLite limits bound parameters per statement (32,766 in current builds); stay well under.
+_MAX_PARAMS = 30_000
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`, creating the SQLite file's folder when needed."""
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
+            cur = dbapi_conn.cursor()
+            # WAL lets the webserver read while a run writes; the busy timeout waits out writers.
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+@lru_cache(maxsize=8)
+def cached_engine(url: str) -> Engine:
+    """One engine (and pool) per URL per process."""
+    return make_engine(url)
+
+
+def is_postgres(bind: Connection | Engine) -> bool:
+    return bind.dialect.name == "postgresql"
+
+
+def _insert(bind: Connection | Engine, table: sa.Table):
+    return postgresql.insert(table) if is_postgres(bind) else sqlite.insert(table)
+
+
+def upsert(
+    conn: Connection,
+    table: sa.Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    update_columns: Iterable[str] | None = None,
+) -> int:
+    """Insert `rows`, updating the listed columns where the primary key exists. Never deletes.
+
+    Runs inside the caller's transaction, so a batch is all or nothing.
+    """
+    if not rows:
+        return 0
+    keys = [c.name for c in table.primary_key.columns]
+    columns = list(rows[0].keys())
+    update = [c for c in (update_columns if update_columns is not None else columns) if c not in keys]
+    batch = max(1, _MAX_PARAMS // max(1, len(columns)))
+    for start in range(0, len(rows), batch):
+        chunk = rows[start : start + batch]
+        stmt = _insert(conn, table).values(chunk)
+        if update:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=keys, set_={c: stmt.excluded[c] for c in update}
+            )
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=keys)
+        conn.execute(stmt)
+    return len(rows)
+
+
+def insert_ignore(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert rows whose primary key is new; leave existing rows untouched."""
+    return upsert(conn, table, rows, update_columns=[])

@@ -1,0 +1,151 @@
+"""SQLAlchemy Core tables of the symbol layer. The PostgreSQL DDL in sql/ is generated from here.
+
+Prices are float64 (`Double`): rounding closes to 4 decimals moves betas by about 1e-5.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+Double = sa.Double
+
+symbol_universe = sa.Table(
+    "symbol_universe",
+    metadata,
+    sa.Column("symbol", sa.String(20), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("is_regressor", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("first_price_date", sa.Date),
+    sa.Column("last_price_date", sa.Date),
+    sa.Column("last_factor_date", sa.Date),
+    sa.Column("error_message", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint("status IN ('pending', 'active', 'delisted', 'error')", name="ck_symbol_universe_status"),
+)
+
+symbol_prices_daily = sa.Table(
+    "symbol_prices_daily",
+    metadata,
+    sa.Column("symbol", sa.String(20), primary_key=True),
+    sa.Column("date", sa.Date, primary_key=True),
+    sa.Column("open", Double),
+    sa.Column("high", Double),
+    sa.Column("low", Double),
+    # Raw close, or the adjusted close where a source only has adjusted closes (then
+    # dividend = 0 and split_ratio = 1, and the return formula reduces to their ratio).
+    sa.Column("close", Double, nullable=False),
+    sa.Column("adj_close", Double),
+    sa.Column("volume", Double),
+    sa.Column("dividend", Double, nullable=False, server_default="0"),
+    sa.Column("split_ratio", Double, nullable=False, server_default="1"),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Index("ix_symbol_prices_daily_date", "date"),
+)
+
+symbol_factor_exposures = sa.Table(
+    "symbol_factor_exposures",
+    metadata,
+    sa.Column("symbol", sa.String(20), primary_key=True),
+    sa.Column("date", sa.Date, primary_key=True),
+    sa.Column("factor", sa.String(32), primary_key=True),
+    sa.Column("beta", Double),
+    sa.Column("beta_uncapped", Double),
+    sa.Column("capped", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("alpha", Double),
+    sa.Column("r_squared", Double),
+    sa.Column("std_error", Double),
+    sa.Column("observations", sa.Integer, nullable=False),
+    sa.Column("method", sa.String(16), nullable=False),
+    sa.Column("window", sa.Integer, nullable=False),
+    sa.Column("min_observations", sa.Integer, nullable=False),
+    sa.Column("ridge_alpha", Double),
+    sa.Column("beta_cap", Double, nullable=False),
+    sa.Column("quality", sa.String(24), nullable=False),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Index("ix_symbol_factor_exposures_date", "date"),
+)
+
+factor_definitions = sa.Table(
+    "factor_definitions",
+    metadata,
+    sa.Column("factor", sa.String(32), primary_key=True),
+    sa.Column("family", sa.String(16), nullable=False),
+    sa.Column("method", sa.String(16), nullable=False),
+    # Comma-separated tickers: (etf) for OLS and ridge, (long,short) for a spread.
+    sa.Column("regressors", sa.String(64), nullable=False),
+    sa.Column("window", sa.Integer, nullable=False),
+    sa.Column("min_observations", sa.Integer, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+)
+
+symbol_daily_metrics = sa.Table(
+    "symbol_daily_metrics",
+    metadata,
+    sa.Column("symbol", sa.String(20), primary_key=True),
+    sa.Column("date", sa.Date, primary_key=True),
+    sa.Column("last_close", Double),
+    sa.Column("return_1d", Double),
+    sa.Column("return_5d", Double),
+    sa.Column("return_21d", Double),
+    sa.Column("return_63d", Double),
+    sa.Column("return_252d", Double),
+    sa.Column("volatility_21d", Double),
+    sa.Column("volatility_63d", Double),
+    sa.Column("market_beta", Double),
+    sa.Column("ir_beta", Double),
+    sa.Column("ridge_value", Double),
+    sa.Column("ridge_growth", Double),
+    sa.Column("ridge_momentum", Double),
+    sa.Column("ridge_quality", Double),
+    sa.Column("ridge_size", Double),
+    sa.Column("ridge_low_volatility", Double),
+    sa.Column("spread_growth_value", Double),
+    sa.Column("spread_momentum", Double),
+    sa.Column("spread_size", Double),
+    sa.Column("spread_quality", Double),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+symbol_fetch_failures = sa.Table(
+    "symbol_fetch_failures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("symbol", sa.String(20), nullable=False, index=True),
+    sa.Column("requested_start", sa.Date, nullable=False),
+    sa.Column("requested_end", sa.Date, nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+symbol_onboarding_queue = sa.Table(
+    "symbol_onboarding_queue",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("symbol", sa.String(20), nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("requested_by", sa.String(64), nullable=False, server_default="system"),
+    sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("error_message", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("started_at", sa.DateTime(timezone=True)),
+    sa.Column("completed_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint(
+        "status IN ('pending', 'processing', 'completed', 'failed')", name="ck_symbol_onboarding_queue_status"
+    ),
+)
+
+pipeline_alerts = sa.Table(
+    "pipeline_alerts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("job_name", sa.String(128), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("webhook_status", sa.String(32)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
