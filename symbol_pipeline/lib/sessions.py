@@ -73,8 +73,14 @@ def latest_completed_session(now: pd.Timestamp | None = None) -> dt.date:
     return session.date()
 
 
+def last_known_session() -> dt.date:
+    """The calendar knows holidays about a year ahead of today."""
+    return _calendar().last_session.date()
+
+
 def non_session_weekdays(start: dt.date | str, end: dt.date | str) -> list[dt.date]:
-    """Weekdays in [start, end] on which the exchange is closed (holidays)."""
-    weekdays = pd.bdate_range(_ts(start), _ts(end))
+    """Weekdays in [start, end] on which the exchange is closed (holidays), as far as known."""
+    end = min(_ts(end), _calendar().last_session)
+    weekdays = pd.bdate_range(_ts(start), end)
     sessions = set(sessions_between(start, end))
     return [d.date() for d in weekdays if d not in sessions]

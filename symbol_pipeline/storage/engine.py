@@ -83,3 +83,60 @@ def upsert(
 def insert_ignore(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> int:
     """Insert rows whose primary key is new; leave existing rows untouched."""
     return upsert(conn, table, rows, update_columns=[])
+
+
+def upsert_frame(conn: Connection, table: sa.Table, frame, *, update_columns: Iterable[str] | None = None) -> int:
+    """Upsert a DataFrame whose columns are a subset of `table`'s, in the caller's transaction.
+
+    On PostgreSQL the rows go through COPY into a temporary table and one
+    INSERT ... ON CONFLICT, which is an order of magnitude faster than multi-row VALUES for
+    the ~10^5 rows of a daily run. NaN becomes NULL.
+    """
+    if frame is None or len(frame) == 0:
+        return 0
+    columns = [str(c) for c in frame.columns]
+    if not is_postgres(conn):
+        records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        return upsert(conn, table, records, update_columns=update_columns)
+    import io
+
+    keys = [c.name for c in table.primary_key.columns]
+    update = [c for c in (update_columns if update_columns is not None else columns) if c not in keys]
+    temp = f"tmp_{table.name}"
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    conn.exec_driver_sql(
+        f'CREATE TEMP TABLE IF NOT EXISTS "{temp}" (LIKE "{table.name}" INCLUDING DEFAULTS) ON COMMIT DROP'
+    )
+    conn.exec_driver_sql(f'TRUNCATE "{temp}"')
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, header=False, na_rep="\\N", float_format="%.17g")
+    buffer.seek(0)
+    raw = conn.connection.dbapi_connection
+    with raw.cursor() as cur:
+        cur.copy_expert(f'COPY "{temp}" ({quoted}) FROM STDIN WITH (FORMAT csv, NULL \'\\N\')', buffer)
+    conflict = ", ".join(f'"{k}"' for k in keys)
+    action = (
+        "DO UPDATE SET " + ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in update) if update else "DO NOTHING"
+    )
+    conn.exec_driver_sql(
+        f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM "{temp}" ON CONFLICT ({conflict}) {action}'
+    )
+    return len(frame)
+
+
+def read_frame(conn: Connection, query: sa.Select):
+    """Run a SELECT into a DataFrame; on PostgreSQL through COPY, several times faster for big reads."""
+    import io
+
+    import pandas as pd
+
+    if not is_postgres(conn):
+        result = conn.execute(query)
+        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+    buffer = io.StringIO()
+    raw = conn.connection.dbapi_connection
+    with raw.cursor() as cur:
+        cur.copy_expert(f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv, HEADER true)", buffer)
+    buffer.seek(0)
+    return pd.read_csv(buffer, keep_default_na=False, na_values=[""])

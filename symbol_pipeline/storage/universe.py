@@ -183,3 +183,78 @@ def symbol_status(conn: Connection, symbol: str) -> SymbolStatus | None:
         error_message=row.error_message or (queue.error_message if queue else None),
         queue_status=queue.status if queue else None,
     )
+
+
+def fail_pending_without_prices(engine, failures: dict[str, str]) -> list[str]:
+    """Pending symbols whose fetch failed and that have no price at all turn `error`, with the reason."""
+    from symbol_pipeline.storage.schema import symbol_prices_daily
+
+    if not failures:
+        return []
+    with engine.begin() as conn:
+        statuses = known_symbols(conn, failures)
+        pending = [s for s, status in statuses.items() if status == STATUS_PENDING]
+        priced = set(
+            conn.execute(
+                sa.select(symbol_prices_daily.c.symbol).where(symbol_prices_daily.c.symbol.in_(pending)).distinct()
+            ).scalars()
+        ) if pending else set()
+        failed = [s for s in pending if s not in priced]
+        for symbol in failed:
+            _finish(conn, symbol, STATUS_ERROR, failures[symbol])
+    return failed
+
+
+def settle_pending(engine, symbols: Sequence[str]) -> dict[str, str]:
+    """After betas were computed: pending symbols with a beta turn `active`, the others `error`."""
+    from symbol_pipeline.lib.factors import FACTORS
+    from symbol_pipeline.storage.schema import symbol_factor_exposures, symbol_prices_daily
+
+    settled: dict[str, str] = {}
+    with engine.begin() as conn:
+        pending = [s for s, status in known_symbols(conn, symbols).items() if status == STATUS_PENDING]
+        if not pending:
+            return settled
+        with_beta = set(
+            conn.execute(
+                sa.select(symbol_factor_exposures.c.symbol)
+                .where(symbol_factor_exposures.c.symbol.in_(pending), symbol_factor_exposures.c.beta.is_not(None))
+                .distinct()
+            ).scalars()
+        )
+        counts = dict(
+            conn.execute(
+                sa.select(symbol_prices_daily.c.symbol, sa.func.count())
+                .where(symbol_prices_daily.c.symbol.in_(pending))
+                .group_by(symbol_prices_daily.c.symbol)
+            ).all()
+        )
+        minimum = min(f.min_observations for f in FACTORS)
+        for symbol in pending:
+            if symbol in with_beta:
+                _finish(conn, symbol, STATUS_ACTIVE, None)
+                settled[symbol] = STATUS_ACTIVE
+            else:
+                reason = (
+                    f"too little history: {counts.get(symbol, 0)} sessions of prices, "
+                    f"at least {minimum + 1} needed for any beta"
+                )
+                _finish(conn, symbol, STATUS_ERROR, reason)
+                settled[symbol] = STATUS_ERROR
+    return settled
+
+
+def _finish(conn: Connection, symbol: str, status: str, error: str | None) -> None:
+    set_status(conn, symbol, status, error)
+    conn.execute(
+        symbol_onboarding_queue.update()
+        .where(
+            symbol_onboarding_queue.c.symbol == symbol,
+            symbol_onboarding_queue.c.status.in_([QUEUE_PENDING, QUEUE_PROCESSING]),
+        )
+        .values(
+            status=QUEUE_COMPLETED if status == STATUS_ACTIVE else QUEUE_FAILED,
+            error_message=error,
+            completed_at=_now(),
+        )
+    )

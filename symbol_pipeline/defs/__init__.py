@@ -1,0 +1,1 @@
+"""Dagster glue: partitions, assets, checks, schedules, sensors and resources."""

@@ -1,0 +1,1 @@
+"""Use cases shared by the Dagster assets, the CLI and the HTTP API."""

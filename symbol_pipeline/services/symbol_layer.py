@@ -1,0 +1,224 @@
+"""The symbol layer's work over "a set of dates × a set of symbols", independent of Dagster.
+
+The Dagster assets call these with the dates and symbols of their run, so the partitioning can
+change without touching the computation (REFERENCE.md §3). Each step commits in batches:
+a crash keeps what was done, and a rerun rewrites the same rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from symbol_pipeline.lib import sessions
+from symbol_pipeline.lib.factor_model import compute_factor_exposures
+from symbol_pipeline.lib.factors import (
+    FACTORS,
+    HISTORY_SESSIONS,
+    QUALITY_CAPPED,
+    QUALITY_INSUFFICIENT,
+    REGRESSOR_ETFS,
+    FactorSpec,
+)
+from symbol_pipeline.lib.metrics import daily_metrics
+from symbol_pipeline.lib.returns import closes_wide, total_returns
+from symbol_pipeline.sources.base import PriceSource
+from symbol_pipeline.storage import exposures as exposure_store
+from symbol_pipeline.storage import prices as price_store
+from symbol_pipeline.storage import universe
+
+# The 252-session return and the 63-session volatility of the daily metrics reach furthest back.
+METRICS_SESSIONS = 253
+PRICE_HISTORY_SESSIONS = max(HISTORY_SESSIONS, METRICS_SESSIONS)
+# Symbols per fetch-and-commit batch: progress survives a crash at this granularity.
+FETCH_BATCH = 1000
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def history_start(first_date: dt.date, sessions_back: int = PRICE_HISTORY_SESSIONS) -> dt.date:
+    """The first session of the `sessions_back` sessions ending at `first_date`."""
+    return sessions.sessions_ending(first_date, sessions_back)[0].date()
+
+
+@dataclass
+class PriceLoadReport:
+    symbols_requested: int = 0
+    symbols_fetched: int = 0
+    rows_written: int = 0
+    failures: dict[str, str] = field(default_factory=dict)
+    missing_on_date: dict[str, list[str]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def load_prices(
+    engine: Engine,
+    source: PriceSource,
+    symbols: Sequence[str],
+    dates: Sequence[dt.date],
+    *,
+    history_sessions: int = PRICE_HISTORY_SESSIONS,
+    progress: Progress = _quiet,
+) -> PriceLoadReport:
+    """Make sure the closes that `dates` need are stored for `symbols`, fetching what is missing.
+
+    A raw-close source is asked only for symbols with missing sessions, from their first missing
+    one. An adjusted-only source is asked for the whole window every time, because its history is
+    restated after every dividend and split; mixing two adjustment bases would turn each
+    dividend into a loss (REFERENCE.md §1).
+    """
+    started = time.perf_counter()
+    report = PriceLoadReport(symbols_requested=len(symbols))
+    if not symbols or not dates:
+        return report
+    start, end = history_start(min(dates), history_sessions), max(dates)
+    needed = sessions.sessions_between(start, end)
+    if source.adjusted_only:
+        to_fetch = {s: start for s in symbols}
+    else:
+        with engine.connect() as conn:
+            stored = price_store.stored_dates(conn, symbols, start, end)
+        have = stored.groupby("symbol")["date"].agg(set).to_dict() if not stored.empty else {}
+        to_fetch = {}
+        for symbol in symbols:
+            present = have.get(symbol, set())
+            if len(present) < len(needed):
+                missing = [d for d in needed if d not in present]
+                to_fetch[symbol] = missing[0].date()
+    # Group by first missing date so that each fetch asks for one range.
+    by_start: dict[dt.date, list[str]] = {}
+    for symbol, first in to_fetch.items():
+        by_start.setdefault(first, []).append(symbol)
+    for first, group in sorted(by_start.items()):
+        for offset in range(0, len(group), FETCH_BATCH):
+            batch = group[offset : offset + FETCH_BATCH]
+            result = source.fetch(batch, first, end)
+            with engine.begin() as conn:
+                report.rows_written += price_store.write_prices(conn, result.prices, source.name)
+                price_store.record_fetch_failures(conn, result.failures, first, end, source.name)
+                if not result.prices.empty:
+                    last = result.prices.groupby("symbol")["date"].max()
+                    for day, names in last.groupby(last).groups.items():
+                        universe.record_progress(conn, list(names), last_price_date=pd.Timestamp(day).date())
+            report.symbols_fetched += len(batch)
+            report.failures.update(result.failures)
+            progress(f"prices: {report.symbols_fetched}/{len(to_fetch)} symbols fetched from {source.name}")
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+@dataclass
+class WindowData:
+    """Returns and closes on the session grid ending at the last date of a run."""
+
+    returns: pd.DataFrame  # (sessions, symbols)
+    closes: pd.DataFrame  # (sessions, symbols)
+    etf_returns: pd.DataFrame  # (sessions, REGRESSOR_ETFS)
+
+
+def load_window(engine: Engine, symbols: Sequence[str], dates: Sequence[dt.date], history: int) -> WindowData:
+    """Closes and total returns of `symbols` and the regressor ETFs for the windows ending at `dates`."""
+    start, end = history_start(min(dates), history), max(dates)
+    grid = sessions.sessions_between(start, end)
+    wanted = sorted(set(symbols) | set(REGRESSOR_ETFS))
+    with engine.connect() as conn:
+        prices = price_store.read_prices(conn, wanted, start, end)
+    returns = total_returns(prices, grid).reindex(columns=wanted)
+    closes = closes_wide(prices, grid).reindex(columns=wanted)
+    return WindowData(returns=returns, closes=closes, etf_returns=returns.loc[:, list(REGRESSOR_ETFS)])
+
+
+class MissingRegressorError(RuntimeError):
+    """A regressor ETF has no close on a date being computed: no beta on that date can be right."""
+
+
+@dataclass
+class BetaReport:
+    rows_written: int = 0
+    symbols: int = 0
+    dates: int = 0
+    insufficient: int = 0
+    capped: int = 0
+    median_r_squared: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def compute_betas(
+    engine: Engine,
+    symbols: Sequence[str],
+    dates: Sequence[dt.date],
+    factors: Sequence[FactorSpec] = FACTORS,
+    *,
+    progress: Progress = _quiet,
+) -> BetaReport:
+    """Compute and store `factors` for every symbol on every date; one transaction per date."""
+    started = time.perf_counter()
+    report = BetaReport(symbols=len(symbols), dates=len(dates))
+    if not symbols or not dates or not factors:
+        return report
+    history = max(f.window for f in factors) + 1
+    data = load_window(engine, symbols, dates, history)
+    symbol_returns = data.returns.loc[:, list(symbols)]
+    r2: dict[str, list[float]] = {}
+    for day in sorted(dates):
+        stamp = pd.Timestamp(day)
+        missing = [etf for etf in REGRESSOR_ETFS if np.isnan(data.closes.at[stamp, etf])]
+        if missing:
+            raise MissingRegressorError(
+                f"no close for regressor ETF(s) {', '.join(missing)} on {day}: load their prices first"
+            )
+        priced = data.closes.loc[stamp, list(symbols)].notna()
+        rows = compute_factor_exposures(
+            symbol_returns.loc[:stamp], data.etf_returns.loc[:stamp], stamp, factors=factors, priced_on_date=priced
+        )
+        with engine.begin() as conn:
+            report.rows_written += exposure_store.write_exposures(conn, day, rows)
+            with_beta = rows.loc[rows["beta"].notna(), "symbol"].unique().tolist()
+            universe.record_progress(conn, with_beta, last_factor_date=day)
+        report.insufficient += int((rows["quality"] == QUALITY_INSUFFICIENT).sum())
+        report.capped += int((rows["quality"] == QUALITY_CAPPED).sum())
+        for name, group in rows.groupby("factor"):
+            r2.setdefault(name, []).extend(group["r_squared"].dropna().tolist())
+        progress(f"betas: {day} done ({len(symbols)} symbols, {len(factors)} factors)")
+    report.median_r_squared = {k: float(np.median(v)) for k, v in r2.items() if v}
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def compute_metrics(engine: Engine, symbols: Sequence[str], dates: Sequence[dt.date]) -> int:
+    """symbol_daily_metrics for each date: returns, volatilities and the day's betas side by side."""
+    if not symbols or not dates:
+        return 0
+    data = load_window(engine, symbols, dates, METRICS_SESSIONS)
+    written = 0
+    for day in sorted(dates):
+        stamp = pd.Timestamp(day)
+        metrics = daily_metrics(data.closes.loc[:stamp, list(symbols)], data.returns.loc[:stamp, list(symbols)], stamp)
+        with engine.begin() as conn:
+            betas = exposure_store.read_exposures(conn, day, symbols if len(symbols) <= 500 else None)
+            if not betas.empty:
+                wide = betas.pivot(index="symbol", columns="factor", values="beta")
+                metrics = metrics.join(wide.reindex(columns=[f.name for f in FACTORS]), how="left")
+            written += exposure_store.write_metrics(conn, day, metrics)
+    return written
+
+
+def parse_partition_date(key: str) -> dt.date:
+    return dt.date.fromisoformat(key.split("|")[0])
+
+
+def etf_returns_on(engine: Engine, day: dt.date) -> dict[str, float]:
+    """The regressor ETFs' total returns on `day` (NaN where a close is missing)."""
+    data = load_window(engine, [], [day], 2)
+    row = data.etf_returns.loc[pd.Timestamp(day)]
+    return {etf: float(row[etf]) for etf in REGRESSOR_ETFS}

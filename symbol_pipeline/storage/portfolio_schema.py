@@ -1,0 +1,128 @@
+"""SQLAlchemy Core tables of the portfolio layer, on the symbol layer's `metadata`.
+
+Imported by `storage.database.all_metadata()`, so `get_engine()` creates them and the DDL
+generated into sql/ includes them.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from symbol_pipeline.storage.schema import Double, metadata
+
+# Portfolio ids are UUIDs: native `uuid` on PostgreSQL, CHAR(32) on SQLite; Python sees str.
+PortfolioId = sa.Uuid(as_uuid=False)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("is_admin", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+# Keys are random 256-bit tokens shown once; only their SHA-256 is stored (a slow hash adds
+# nothing for a high-entropy secret and would cost every request).
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    # The first characters of the key, to name it when revoking without storing the key.
+    sa.Column("key_prefix", sa.String(16), nullable=False, index=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+)
+
+portfolios = sa.Table(
+    "portfolios",
+    metadata,
+    sa.Column("id", PortfolioId, primary_key=True),
+    sa.Column("owner_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    # Equity may fall to zero or below through losses; exposures then report an error for it.
+    sa.Column("equity", Double, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False, server_default="USD"),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint("currency IN ('USD')", name="ck_portfolios_currency"),
+)
+
+positions = sa.Table(
+    "positions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("portfolio_id", PortfolioId, sa.ForeignKey("portfolios.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("symbol", sa.String(20), nullable=False),
+    # Signed: shorts are negative.
+    sa.Column("quantity", Double, nullable=False),
+    sa.Column("entry_price", Double),
+    sa.Column("entry_date", sa.Date),
+    # NULL while the position is open.
+    sa.Column("exit_date", sa.Date),
+    sa.Column("exit_price", Double),
+    sa.Column("investment_class", sa.String(32), nullable=False, server_default="equity"),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint("quantity <> 0", name="ck_positions_quantity_nonzero"),
+    sa.Index("ix_positions_portfolio_open", "portfolio_id", "exit_date"),
+    sa.Index("ix_positions_symbol", "symbol"),
+)
+
+# Append-only: the position-change sensor's cursor is the last id it has seen.
+portfolio_changes = sa.Table(
+    "portfolio_changes",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("portfolio_id", PortfolioId, nullable=False, index=True),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+# Derived data: rows are deleted to invalidate. `data` is the JSON document served as is.
+portfolio_analytics_cache = sa.Table(
+    "portfolio_analytics_cache",
+    metadata,
+    sa.Column("portfolio_id", PortfolioId, primary_key=True),
+    sa.Column("cache_type", sa.String(32), primary_key=True),
+    sa.Column("cache_key", sa.String(64), primary_key=True),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("valid_until", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+# The latest computed exposures per portfolio and factor (one snapshot, replaced each time).
+portfolio_factor_exposures = sa.Table(
+    "portfolio_factor_exposures",
+    metadata,
+    sa.Column("portfolio_id", PortfolioId, primary_key=True),
+    sa.Column("factor", sa.String(32), primary_key=True),
+    sa.Column("as_of", sa.Date),
+    sa.Column("betas_date", sa.Date),
+    sa.Column("beta", Double),
+    sa.Column("dollar_exposure", Double),
+    sa.Column("coverage", Double),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+# One row per portfolio per computation: the portfolio-level figures, or the reason there are none.
+portfolio_exposure_summary = sa.Table(
+    "portfolio_exposure_summary",
+    metadata,
+    sa.Column("portfolio_id", PortfolioId, primary_key=True),
+    sa.Column("as_of", sa.Date),
+    sa.Column("betas_date", sa.Date),
+    sa.Column("prices_date", sa.Date),
+    sa.Column("equity", Double),
+    sa.Column("gross_exposure", Double),
+    sa.Column("net_exposure", Double),
+    sa.Column("positions", sa.Integer, nullable=False, server_default="0"),
+    # JSON lists of symbols: without any beta, with betas older than betas_date, without a close.
+    sa.Column("missing_symbols", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("stale_symbols", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("unpriced_symbols", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("error", sa.Text),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
