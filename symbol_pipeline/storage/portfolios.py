@@ -340,7 +340,8 @@ def _latest_values(
             on += [k == newest.c[k.name] for k in extra_keys]
             rows = conn.execute(sa.select(*keys, value, table.c.date).join(newest, sa.and_(*on))).all()
             parts.append(pd.DataFrame(rows, columns=names))
-        frame = pd.concat(parts, ignore_index=True)
+        parts = [p for p in parts if len(p)]
+        frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=names)
         # A key present on `latest` wins over its older rows.
         frame = frame.sort_values("date").drop_duplicates(["symbol", *[k.name for k in extra_keys]], keep="last")
     return frame
