@@ -1,0 +1,107 @@
+"""The daily schedule: after the US close, one run for the whole universe on that session.
+
+One run, not one per symbol: the RunRequest carries a partition range over the date × the
+first..last key of the dynamic `symbol` partition (REFERENCE.md §3; build_schedule_from_partitioned_job
+would make one run per symbol). The run's cost depends on the number of symbols only: no
+portfolio is touched by it; portfolios are refreshed once, after it succeeds, by
+`symbol_layer_success_sensor`.
+
+Inactive symbols. A range over dynamic keys covers every key inserted between its two ends,
+delisted and failed (`error`) symbols included, and there is no way to leave holes in one range.
+We keep them in the range and let the assets skip them (`_run_scope` drops delisted and error
+symbols before any fetch or computation), because:
+- one contiguous range is what keeps it one run; cutting the universe into blocks of active
+  neighbours would make one run per hole, and the number of holes only grows with time;
+- removing a key from the dynamic partition would erase the partition status of that symbol's
+  history, which is real data that portfolios still read as of earlier dates;
+- the price of a skipped symbol is two bookkeeping events per asset (planned + materialised),
+  batched with the rest (deploy/dagster.env), about a millisecond each;
+- a symbol that comes back (re-listed, or an error fixed and set `active` again) needs no
+  change to the schedule: it is already in the range.
+The trade-off, said in the docs: their partitions show as materialised on days when nothing was
+computed for them. The truth about a symbol is its status in `symbol_universe` (`symbols status`),
+not the partition colour. Pending symbols are in the range too, computed, and settled
+active/error by the betas step.
+
+The regressor ETFs' own `factor_returns` (date-only partitions) cannot share a job with the
+date × symbol assets, so `factor_returns_daily_schedule` requests it on the same tick and the
+same session. The two runs need no ordering: symbol_prices loads the ETFs' closes itself, and
+the date locks (storage/locks.py) keep them from writing that date at the same moment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+
+from symbol_pipeline.config import get_settings
+from symbol_pipeline.defs.partitions import SYMBOL_DIMENSION
+from symbol_pipeline.defs.symbols.jobs import factor_returns_job, range_tags, symbol_layer_job
+from symbol_pipeline.lib import sessions
+
+RUN_KIND_TAG = "symbol_pipeline/run_kind"
+DAILY_RUN_KIND = "daily"
+
+_settings = get_settings()
+
+
+def scheduled_session(context: dg.ScheduleEvaluationContext) -> dt.date | None:
+    """The session the tick is for: its date in New York, or None on a non-session day."""
+    when = context.scheduled_execution_time
+    if when is None:
+        return None
+    day = when.astimezone(dt.timezone.utc).astimezone(_exchange_tz()).date()
+    return day if sessions.is_session(day) else None
+
+
+def _exchange_tz():
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(sessions.EXCHANGE_TIMEZONE)
+
+
+def _tick_date(context: dg.ScheduleEvaluationContext) -> str:
+    when = context.scheduled_execution_time
+    return when.astimezone(_exchange_tz()).date().isoformat() if when else "?"
+
+
+@dg.schedule(
+    name="symbol_daily_schedule",
+    job=symbol_layer_job,
+    cron_schedule=_settings.schedule_cron,
+    execution_timezone=_settings.schedule_timezone,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="After the close on each NYSE session: one run over that date × every symbol key.",
+)
+def symbol_daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+    day = scheduled_session(context)
+    if day is None:
+        return dg.SkipReason(f"{_tick_date(context)} is not an NYSE trading session")
+    symbols = context.instance.get_dynamic_partitions(SYMBOL_DIMENSION)
+    if not symbols:
+        return dg.SkipReason("the dynamic `symbol` partition is empty: onboard symbols first")
+    d = day.isoformat()
+    return dg.RunRequest(
+        run_key=d,
+        tags={**range_tags(d, d, symbols[0], symbols[-1]), RUN_KIND_TAG: DAILY_RUN_KIND},
+    )
+
+
+@dg.schedule(
+    name="factor_returns_daily_schedule",
+    job=factor_returns_job,
+    cron_schedule=_settings.schedule_cron,
+    execution_timezone=_settings.schedule_timezone,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="The regressor ETFs' returns for the session, on the same tick as symbol_daily_schedule.",
+)
+def factor_returns_daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+    day = scheduled_session(context)
+    if day is None:
+        return dg.SkipReason(f"{_tick_date(context)} is not an NYSE trading session")
+    d = day.isoformat()
+    return dg.RunRequest(run_key=d, partition_key=d, tags={RUN_KIND_TAG: DAILY_RUN_KIND})
+
+
+SYMBOL_SCHEDULES = [symbol_daily_schedule, factor_returns_daily_schedule]
