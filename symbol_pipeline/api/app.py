@@ -1,0 +1,184 @@
+"""The HTTP API: a thin FastAPI layer over services.portfolios. Every request needs a bearer API key.
+
+A user sees only their own portfolios (another user's is a 404, like a missing one); admin
+endpoints need an admin key. Bad input is a 4xx with a message and writes nothing.
+"""
+
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, field_validator
+from sqlalchemy.engine import Engine
+
+from symbol_pipeline.lib.symbols import InvalidSymbolError, validate_symbol
+from symbol_pipeline.services import portfolios as service
+from symbol_pipeline.storage import portfolios as store
+from symbol_pipeline.storage.universe import symbol_status
+
+Number = StrictInt | StrictFloat
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PortfolioIn(_Strict):
+    name: StrictStr = Field(min_length=1, max_length=128)
+    equity: Number = Field(gt=0, description="Cash equity in USD; must be positive")
+    currency: StrictStr = Field("USD", description="Only USD is supported")
+
+
+class PositionIn(_Strict):
+    portfolio_id: StrictStr
+    symbol: StrictStr = Field(description="Ticker: letters, digits and . - ^ =, at most 20 characters")
+    quantity: Number = Field(description="Signed quantity; shorts are negative")
+    entry_price: Number | None = Field(None, gt=0)
+    entry_date: dt.date | None = None
+    investment_class: StrictStr = Field("equity", max_length=32)
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol(cls, value: str) -> str:
+        return validate_symbol(value)
+
+    @field_validator("quantity")
+    @classmethod
+    def _quantity(cls, value: float) -> float:
+        if value == 0:
+            raise ValueError("quantity must not be zero (shorts are negative)")
+        return value
+
+
+class SymbolBatchIn(_Strict):
+    date: dt.date | None = None
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"detail": message}, status_code=status)
+
+
+def create_app(engine_url: str | None = None) -> FastAPI:
+    """The application over the database at engine_url (default: the project's settings)."""
+    from symbol_pipeline.storage.database import get_engine
+
+    engine: Engine = get_engine(engine_url)
+    app = FastAPI(title="symbol_pipeline portfolio API", version="1",
+                  description="Portfolio factor exposures, stress tests and symbol status.")
+    app.state.engine = engine
+
+    @app.exception_handler(service.NotFoundError)
+    async def _not_found(_: Request, exc: service.NotFoundError):
+        return _error(404, str(exc))
+
+    @app.exception_handler(service.ValidationError)
+    async def _invalid(_: Request, exc: service.ValidationError):
+        return _error(422, str(exc))
+
+    @app.exception_handler(service.StressDataError)
+    async def _no_data(_: Request, exc: service.StressDataError):
+        return _error(409, str(exc))
+
+    def user(request: Request) -> service.User:
+        header = request.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        found = service.authenticate(engine, key.strip()) if scheme.lower() == "bearer" else None
+        if found is None:
+            raise HTTPException(401, "missing or invalid API key (Authorization: Bearer <key>)",
+                                headers={"WWW-Authenticate": "Bearer"})
+        return found
+
+    def admin(caller: Annotated[service.User, Depends(user)]) -> service.User:
+        if not caller.is_admin:
+            raise HTTPException(403, "admin API key required")
+        return caller
+
+    Caller = Annotated[service.User, Depends(user)]
+    Admin = Annotated[service.User, Depends(admin)]
+
+    def checked_symbol(symbol: str) -> str:
+        try:
+            return validate_symbol(symbol)
+        except InvalidSymbolError as exc:
+            raise HTTPException(422, str(exc)) from None
+
+    @app.get("/api/v1/symbols/{symbol}/status", tags=["symbols"])
+    def get_symbol_status(symbol: str, _: Caller) -> dict[str, Any]:
+        """`ready` (active in the universe) | `pending` | `error` with its reason | `delisted`; latest factors date."""
+        symbol = checked_symbol(symbol)
+        with engine.connect() as conn:
+            status = symbol_status(conn, symbol)
+            latest = store.latest_factor_date(conn, symbol) if status else None
+        if status is None:
+            raise HTTPException(404, f"symbol {symbol} is not in the universe; add a position to queue it")
+        return {
+            "symbol": symbol,
+            "status": "ready" if status.status == "active" else status.status,
+            "reason": status.error_message if status.status == "error" else None,
+            "queue_status": status.queue_status,
+            "latest_factors_date": (latest or status.last_factor_date),
+        }
+
+    @app.get("/api/v1/symbols/{symbol}/factors", tags=["symbols"])
+    def get_symbol_factors(symbol: str, _: Caller, date: dt.date | None = None) -> dict[str, Any]:
+        """The twelve betas with r², observations and quality on `date` (default: the latest)."""
+        symbol = checked_symbol(symbol)
+        with engine.connect() as conn:
+            day, rows = store.symbol_factor_rows(conn, symbol, date)
+        if not rows:
+            raise HTTPException(404, f"no factors for {symbol}" + (f" on {date}" if date else ""))
+        return {"symbol": symbol, "date": day, "factors": [dict(r._mapping) for r in rows]}
+
+    @app.post("/api/v1/portfolios", status_code=201, tags=["portfolios"])
+    def create_portfolio(body: PortfolioIn, caller: Caller) -> dict[str, Any]:
+        return service.create_portfolio(engine, caller.id, body.name, body.equity, body.currency)
+
+    @app.get("/api/v1/portfolios", tags=["portfolios"])
+    def list_portfolios(caller: Caller) -> list[dict[str, Any]]:
+        return service.list_portfolios(engine, caller.id)
+
+    @app.post("/api/v1/positions", status_code=201, tags=["portfolios"])
+    def create_position(body: PositionIn, caller: Caller) -> dict[str, Any]:
+        """Add a position; symbols the universe does not know are queued and named in `pending_symbols`."""
+        return service.add_position(
+            engine, body.portfolio_id, body.symbol, body.quantity, entry_price=body.entry_price,
+            entry_date=body.entry_date, investment_class=body.investment_class, owner_id=caller.id,
+            requested_by=f"api:{caller.name}",
+        )
+
+    @app.get("/api/v1/analytics/portfolio/{portfolio_id}/factor-exposures", tags=["analytics"])
+    def get_factor_exposures(portfolio_id: str, caller: Caller, as_of: dt.date | None = None) -> Response:
+        """Per factor: beta, dollar exposure and coverage; gross/net exposure; missing, stale and unpriced symbols."""
+        text, hit = service.portfolio_factor_exposures_json(engine, portfolio_id, as_of, owner_id=caller.id)
+        return Response(text, media_type="application/json", headers={"X-Cache": "hit" if hit else "miss"})
+
+    @app.get("/api/v1/analytics/portfolio/{portfolio_id}/stress-test", tags=["analytics"])
+    def get_stress_test(
+        portfolio_id: str, caller: Caller, date: dt.date | None = None,
+        scenario: Annotated[list[str] | None, Query(description="Scenario names (default: all)")] = None,
+    ) -> dict[str, Any]:
+        """Per scenario and factor model: direct and correlated P&L and each factor's contribution (headline: market)."""
+        return service.run_stress_test(engine, portfolio_id, date, scenario, owner_id=caller.id)
+
+    def _launch_module():
+        try:
+            from symbol_pipeline.defs.launch import launch_symbol_batch, symbol_batch_status
+        except ImportError as exc:
+            raise HTTPException(503, f"launching the symbol batch is not available in this deployment: {exc}") from None
+        return launch_symbol_batch, symbol_batch_status
+
+    @app.post("/api/v1/admin/symbol-batch/run", status_code=202, tags=["admin"])
+    def run_symbol_batch(_: Admin, body: SymbolBatchIn | None = None) -> Any:
+        """Launch the daily symbol run through Dagster."""
+        launch, _status = _launch_module()
+        return launch(date=body.date if body else None)
+
+    @app.get("/api/v1/admin/symbol-batch/status", tags=["admin"])
+    def get_symbol_batch_status(_: Admin) -> Any:
+        """The state of the latest symbol run."""
+        _launch, status = _launch_module()
+        return status()
+
+    return app
