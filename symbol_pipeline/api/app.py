@@ -64,7 +64,11 @@ def create_app(engine_url: str | None = None) -> FastAPI:
     """The application over the database at engine_url (default: the project's settings)."""
     from symbol_pipeline.storage.database import get_engine
 
-    engine: Engine = get_engine(engine_url)
+    from symbol_pipeline.config import get_settings, normalise_database_url
+
+    url = normalise_database_url(engine_url or get_settings().database_url)
+    get_engine(url)  # creates or upgrades the tables
+    engine: Engine = store.serving_engine(url)
     app = FastAPI(title="symbol_pipeline portfolio API", version="1",
                   description="Portfolio factor exposures, stress tests and symbol status.")
     app.state.engine = engine

@@ -455,7 +455,7 @@ def _cache_keys(pids: np.ndarray, pos: pd.DataFrame, mv: np.ndarray, equity: Map
     frame = pd.DataFrame({"p": pos["portfolio_id"].to_numpy(), "s": pos["symbol"].to_numpy(),
                           "q": pos["quantity"].to_numpy(dtype=float), "v": mv})
     frame = frame.sort_values(["p", "s", "q", "v"], kind="mergesort")
-    frame["t"] = frame["s"] + ":" + frame["q"].map("{:.10g}".format) + ":" + frame["v"].map("{:.10g}".format)
+    frame["t"] = [_key_text(s, q, v) for s, q, v in zip(frame["s"], frame["q"], frame["v"])]
     joined = frame.groupby("p", sort=False)["t"].agg(";".join).to_dict()
     return {
         p: hashlib.sha256(f"{joined.get(p, '')}|{equity[p]:.10g}{suffix}".encode()).hexdigest()
@@ -562,17 +562,6 @@ def _assemble(pids: Sequence[str], equity: Mapping[str, float], pos: pd.DataFram
     return batch
 
 
-def _fill_closes(conn: Connection, pos: pd.DataFrame, as_of: dt.date | None, prices_date: dt.date | None) -> pd.DataFrame:
-    """Closes for positions whose symbol had none on prices_date: the latest before it."""
-    lacking = sorted(set(pos.loc[pos["close"].isna(), "symbol"]))
-    if lacking:
-        older = store.latest_closes(conn, lacking, as_of, prices_date)
-        if len(older):
-            fill = dict(zip(older["symbol"], older["value"].astype(float)))
-            pos = pos.assign(close=pos["close"].fillna(pos["symbol"].map(fill)))
-    return pos
-
-
 def compute_portfolio_exposures(engine: Engine, portfolio_ids: Sequence[str] | None = None,
                                 as_of: dt.date | None = None, *, store_results: bool = True,
                                 ttl: dt.timedelta = DEFAULT_CACHE_TTL) -> ExposureBatch:
@@ -608,30 +597,56 @@ def compute_portfolio_exposures(engine: Engine, portfolio_ids: Sequence[str] | N
     return batch
 
 
+def _key_text(symbol: str, quantity: float, market_value: float) -> str:
+    return f"{symbol}:{quantity:.10g}:{market_value:.10g}"
+
+
+def _single_key(pid: str, items: list[tuple[str, float, float]], equity: float, betas_date: Any, as_of: Any) -> str:
+    """The same key as _cache_keys, for one portfolio without pandas (the cache-hit path)."""
+    joined = ";".join(_key_text(s, q, v) for s, q, v in sorted(items))
+    return hashlib.sha256(f"{joined}|{equity:.10g}|{betas_date}|{as_of or 'latest'}".encode()).hexdigest()
+
+
 def _exposures(engine: Engine, portfolio_id: Any, as_of: dt.date | None, owner_id: int | None,
                ttl: dt.timedelta) -> tuple[str, str, bool]:
-    """(JSON document, cache key, cache hit) for one portfolio."""
+    """(JSON document, cache key, cache hit) for one portfolio. A hit costs two round trips."""
     pid = _portfolio_id(portfolio_id)
     with engine.connect() as conn:
-        snap = store.portfolio_snapshot(conn, pid, as_of)
-        if snap is None or (owner_id is not None and snap.owner_id != owner_id):
+        rows = store.portfolio_positions_snapshot(conn, pid, as_of)
+        if not rows or (owner_id is not None and rows[0].owner_id != owner_id):
             raise NotFoundError(f"portfolio {portfolio_id} not found")
-        if not snap.equity > 0:
+        head = rows[0]
+        if not head.equity > 0:
             raise NonPositiveEquityError(
-                f"portfolio {pid} has equity {snap.equity:g}; weights (market value / equity) need a positive equity"
+                f"portfolio {pid} has equity {head.equity:g}; weights (market value / equity) need a positive equity"
             )
-        pos = store.open_positions_with_close(conn, pid, snap.prices_date)
-        pos = _fill_closes(conn, pos, as_of, snap.prices_date)
-        mv, _ = _market_values(pos)
-        key = _cache_keys(np.array([pid], dtype=object), pos.assign(portfolio_id=pid), mv, {pid: snap.equity},
-                          snap.betas_date, as_of)[pid]
+        held = [r for r in rows if r.symbol is not None]
+        closes = [r.close for r in held]
+        if any(c is None for c in closes):
+            older = store.latest_closes(conn, sorted({r.symbol for r in held if r.close is None}), as_of,
+                                        head.prices_date)
+            fill = dict(zip(older["symbol"], older["value"].astype(float)))
+            closes = [c if c is not None else fill.get(r.symbol) for c, r in zip(closes, held)]
+        items = []
+        for r, c in zip(held, closes):
+            price = c if c is not None else r.entry_price
+            items.append((r.symbol, float(r.quantity), float(r.quantity * price) if price is not None else 0.0))
+        key = _single_key(pid, items, head.equity, head.betas_date, as_of)
         cached = store.read_cache(conn, pid, CACHE_EXPOSURES, key, store.now())
         if cached is not None:
             return cached, key, True
+        pos = pd.DataFrame({
+            "portfolio_id": pid, "symbol": [r.symbol for r in held],
+            "quantity": np.array([r.quantity for r in held], dtype=float),
+            "entry_price": np.array([np.nan if r.entry_price is None else r.entry_price for r in held], dtype=float),
+            "close": np.array([np.nan if c is None else c for c in closes], dtype=float),
+        })
         symbols = sorted(set(pos["symbol"]))
-        betas, beta_dates = store.latest_betas(conn, symbols, as_of, snap.betas_date)
-    batch = _assemble([pid], {pid: snap.equity}, pos.assign(portfolio_id=pid), symbols, betas, beta_dates,
-                      as_of, snap.prices_date, snap.betas_date)
+        betas, beta_dates = store.latest_betas(conn, symbols, as_of, head.betas_date)
+    batch = _assemble([pid], {pid: head.equity}, pos, symbols, betas, beta_dates, as_of, head.prices_date,
+                      head.betas_date)
+    if batch.cache_keys[pid] != key:  # the two key builders must agree, or the batch never serves a hit
+        raise AssertionError("cache key mismatch between the single and the batch path")
     text = _dumps(batch.documents[pid])
     with engine.begin() as conn:
         store.write_cache(conn, [{"portfolio_id": pid, "cache_type": CACHE_EXPOSURES, "cache_key": key,

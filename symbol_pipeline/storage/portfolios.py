@@ -10,6 +10,7 @@ import csv
 import datetime as dt
 import io
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from sqlalchemy.engine import Connection
 from symbol_pipeline.lib.factors import FACTOR_NAMES
 from symbol_pipeline.storage.engine import is_postgres, upsert
 from symbol_pipeline.storage.portfolio_schema import (
+    PortfolioId,
     api_keys,
     portfolio_analytics_cache,
     portfolio_changes,
@@ -80,11 +82,7 @@ def revoke_api_keys(conn: Connection, *, key_hash: str | None = None, key_prefix
 
 def user_for_key_hash(conn: Connection, key_hash: str):
     """(id, name, is_admin) of the user holding this unrevoked key, or None."""
-    return conn.execute(
-        sa.select(users.c.id, users.c.name, users.c.is_admin)
-        .join(api_keys, api_keys.c.user_id == users.c.id)
-        .where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))
-    ).first()
+    return conn.execute(_user_for_key_stmt(), {"key_hash": key_hash}).first()
 
 
 # --- portfolios and positions -----------------------------------------------------------------
@@ -207,12 +205,7 @@ def changes_after(conn: Connection, cursor: int, limit: int = 100_000):
 
 def read_cache(conn: Connection, portfolio_id: str, cache_type: str, cache_key: str, at: dt.datetime) -> str | None:
     return conn.execute(
-        sa.select(portfolio_analytics_cache.c.data).where(
-            portfolio_analytics_cache.c.portfolio_id == portfolio_id,
-            portfolio_analytics_cache.c.cache_type == cache_type,
-            portfolio_analytics_cache.c.cache_key == cache_key,
-            portfolio_analytics_cache.c.valid_until > at,
-        )
+        _read_cache_stmt(), {"pid": portfolio_id, "cache_type": cache_type, "cache_key": cache_key, "at": at}
     ).scalar()
 
 
@@ -269,31 +262,70 @@ def snapshot_dates(conn: Connection, as_of: dt.date | None) -> tuple[dt.date | N
     return row[0], row[1]
 
 
-def portfolio_snapshot(conn: Connection, portfolio_id: str, as_of: dt.date | None):
-    """One round trip for the cache-hit path: owner, equity and the two snapshot dates."""
-    return conn.execute(
-        sa.select(
-            portfolios.c.owner_id,
-            portfolios.c.equity,
-            portfolios.c.currency,
-            _max_date_stmt(symbol_prices_daily, as_of).label("prices_date"),
-            _max_date_stmt(symbol_factor_exposures, as_of, symbol_factor_exposures.c.beta).label("betas_date"),
-        ).where(portfolios.c.id == portfolio_id)
-    ).first()
-
-
-def open_positions_with_close(conn: Connection, portfolio_id: str, prices_date: dt.date | None) -> pd.DataFrame:
-    """Open positions of one portfolio with the close on prices_date (NaN where none that day)."""
+@lru_cache(maxsize=2)
+def _positions_snapshot_stmt(with_as_of: bool) -> sa.Select:
+    """Built once: on the hot path, building and hashing a statement costs more than running it."""
     px = symbol_prices_daily
-    stmt = (
-        sa.select(positions.c.symbol, positions.c.quantity, positions.c.entry_price, px.c.close)
-        .select_from(
-            positions.outerjoin(px, sa.and_(px.c.symbol == positions.c.symbol, px.c.date == prices_date))
-        )
-        .where(positions.c.portfolio_id == portfolio_id, positions.c.exit_date.is_(None))
+    pid = sa.bindparam("pid", type_=PortfolioId)
+    as_of = sa.bindparam("as_of", type_=sa.Date) if with_as_of else None
+
+    def latest(table: sa.Table, non_null: sa.ColumnElement | None = None):
+        stmt = sa.select(sa.func.max(table.c.date))
+        if as_of is not None:
+            stmt = stmt.where(table.c.date <= as_of)
+        if non_null is not None:
+            stmt = stmt.where(non_null.is_not(None))
+        return stmt.scalar_subquery()
+
+    dates = sa.select(
+        latest(symbol_prices_daily).label("prices_date"),
+        latest(symbol_factor_exposures, symbol_factor_exposures.c.beta).label("betas_date"),
+    ).subquery("dates")
+    open_pos = (
+        sa.select(positions.c.portfolio_id, positions.c.symbol, positions.c.quantity, positions.c.entry_price)
+        .where(positions.c.portfolio_id == pid, positions.c.exit_date.is_(None))
+        .subquery("pos")
     )
-    frame = pd.DataFrame(conn.execute(stmt).all(), columns=["symbol", "quantity", "entry_price", "close"])
-    return frame.astype({"quantity": float, "entry_price": float, "close": float})
+    return (
+        sa.select(portfolios.c.owner_id, portfolios.c.equity, dates.c.prices_date, dates.c.betas_date,
+                  open_pos.c.symbol, open_pos.c.quantity, open_pos.c.entry_price, px.c.close)
+        .select_from(
+            portfolios.join(dates, sa.true())
+            .outerjoin(open_pos, open_pos.c.portfolio_id == portfolios.c.id)
+            .outerjoin(px, sa.and_(px.c.symbol == open_pos.c.symbol, px.c.date == dates.c.prices_date))
+        )
+        .where(portfolios.c.id == pid)
+    )
+
+
+def portfolio_positions_snapshot(conn: Connection, portfolio_id: str, as_of: dt.date | None) -> list:
+    """The cache-hit path in one round trip: one row per open position (or one row with symbol NULL).
+
+    Columns owner_id, equity, prices_date, betas_date, symbol, quantity, entry_price, close (the
+    close on prices_date, NULL when the symbol has none that day); no rows when no such portfolio.
+    """
+    params = {"pid": portfolio_id} if as_of is None else {"pid": portfolio_id, "as_of": as_of}
+    return conn.execute(_positions_snapshot_stmt(as_of is not None), params).all()
+
+
+@lru_cache(maxsize=1)
+def _read_cache_stmt() -> sa.Select:
+    c = portfolio_analytics_cache.c
+    return sa.select(c.data).where(
+        c.portfolio_id == sa.bindparam("pid", type_=PortfolioId),
+        c.cache_type == sa.bindparam("cache_type"),
+        c.cache_key == sa.bindparam("cache_key"),
+        c.valid_until > sa.bindparam("at", type_=sa.DateTime(timezone=True)),
+    )
+
+
+@lru_cache(maxsize=1)
+def _user_for_key_stmt() -> sa.Select:
+    return (
+        sa.select(users.c.id, users.c.name, users.c.is_admin)
+        .join(api_keys, api_keys.c.user_id == users.c.id)
+        .where(api_keys.c.key_hash == sa.bindparam("key_hash"), api_keys.c.revoked_at.is_(None))
+    )
 
 
 def _latest_values(
@@ -470,3 +502,14 @@ def _copy_query(conn: Connection, sql: str, names: list[str]) -> pd.DataFrame:
     buf.seek(0)
     return pd.read_csv(buf, names=names, header=None, keep_default_na=False, na_values=[""],
                        dtype={"portfolio_id": str, "symbol": str})
+
+
+def serving_engine(url: str) -> sa.Engine:
+    """The engine of the HTTP API: on PostgreSQL a pool sized for the server's threads and no
+    pre-ping (it doubles the round trips of a cache hit; a dropped connection fails one request
+    and the pool reconnects). Elsewhere the project's shared engine."""
+    from symbol_pipeline.storage.engine import cached_engine
+
+    if url.startswith("postgresql"):
+        return sa.create_engine(url, pool_size=20, max_overflow=30, pool_pre_ping=False, pool_recycle=600)
+    return cached_engine(url)
