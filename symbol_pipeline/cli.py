@@ -9,7 +9,7 @@ import math
 import sys
 import time
 
-from symbol_pipeline.config import get_settings, parse_date
+from symbol_pipeline.config import apply_dagster_event_settings, get_settings, parse_date
 from symbol_pipeline.lib import sessions
 from symbol_pipeline.lib.factors import FACTOR_NAMES, REGRESSOR_ETFS
 from symbol_pipeline.lib.symbols import InvalidSymbolError, parse_symbol_list, validate_symbols
@@ -205,7 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    # Dagster flags beta and preview APIs on every import; they say nothing to a CLI user.
+    warnings.filterwarnings("ignore", module="dagster")
+    warnings.filterwarnings("ignore", message=".*(beta|preview|experimental).*")
     args = build_parser().parse_args(argv)
+    apply_dagster_event_settings()
     try:
         return args.func(args)
     except (CliError, InvalidSymbolError, ValueError) as exc:

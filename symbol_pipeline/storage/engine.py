@@ -11,8 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-# SQLite limits bound parameters per statement (32,766 in current builds); stay well under.
-_MAX_PARAMS = 30_000
+_BATCH_ROWS = 10_000
 
 
 def make_engine(url: str) -> Engine:
@@ -66,17 +65,15 @@ def upsert(
     keys = [c.name for c in table.primary_key.columns]
     columns = list(rows[0].keys())
     update = [c for c in (update_columns if update_columns is not None else columns) if c not in keys]
-    batch = max(1, _MAX_PARAMS // max(1, len(columns)))
-    for start in range(0, len(rows), batch):
-        chunk = rows[start : start + batch]
-        stmt = _insert(conn, table).values(chunk)
-        if update:
-            stmt = stmt.on_conflict_do_update(
-                index_elements=keys, set_={c: stmt.excluded[c] for c in update}
-            )
-        else:
-            stmt = stmt.on_conflict_do_nothing(index_elements=keys)
-        conn.execute(stmt)
+    stmt = _insert(conn, table)
+    if update:
+        stmt = stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in update})
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=keys)
+    # One statement compiled once and executed over many parameter sets: compiling a
+    # multi-row VALUES clause costs more than the database's own work.
+    for start in range(0, len(rows), _BATCH_ROWS):
+        conn.execute(stmt, list(rows[start : start + _BATCH_ROWS]))
     return len(rows)
 
 
