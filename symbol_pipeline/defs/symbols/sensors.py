@@ -22,6 +22,7 @@ from symbol_pipeline.storage import onboarding, universe
 
 ONBOARDING_RUN_KIND = "onboarding"
 QUEUE_IDS_TAG = "symbol_pipeline/onboarding_queue_ids"
+ONBOARDING_PART_TAG = "symbol_pipeline/onboarding_part"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
@@ -61,16 +62,21 @@ def plan_onboarding(
     *,
     now: pd.Timestamp | None = None,
     limit: int = ONBOARDING_BATCH,
+    reclaim: bool = True,
 ) -> OnboardingPlan:
     """Claim queued symbols and say what to add to the `symbol` partition and which runs to launch.
 
     The new keys are appended to the dynamic partition together, so they form one block in its
-    order and one partition range covers them: one run per batch, not per symbol. A claimed
+    order and one partition range covers them: runs per batch, not per symbol. Each block gets
+    two runs over disjoint dates: `latest` (the latest completed session, high priority) makes
+    the symbols `active` with every beta in a few seconds, since its betas step settles them;
+    `history` fills the sessions before it. One run over the whole window would make the user
+    wait for ~190 sessions of betas and metrics, computed one date at a time. A claimed
     symbol already in the partition (registered by `symbol-pipeline run`, say) may sit elsewhere
     in the order; it gets a run of its own block.
     """
     last_id = int(cursor) if cursor else 0
-    claimed = onboarding.claim_batch(engine, limit, reclaim_after_id=last_id)
+    claimed = onboarding.claim_batch(engine, limit, reclaim_after_id=last_id if reclaim else None)
     plan = OnboardingPlan(claimed=claimed, cursor=cursor)
     if not claimed:
         return plan
@@ -78,19 +84,27 @@ def plan_onboarding(
     existing = set(existing_keys)
     plan.new_keys = [s for s in symbols if s not in existing]
     order = [*existing_keys, *plan.new_keys]
-    first_date, last_date = (d.isoformat() for d in onboarding_dates(now))
+    first_date, last_date = onboarding_dates(now)
     ids = sorted(row.id for row in claimed)
+    id_tag = ",".join(str(i) for i in ids)[:4000]
+    windows = [("latest", last_date, last_date, "10")]
+    if first_date < last_date:
+        windows.append(("history", first_date, sessions.previous_session(last_date), "0"))
     for first, last in contiguous_blocks(symbols, order):
-        plan.run_requests.append(
-            dg.RunRequest(
-                run_key=f"onboarding:{ids[0]}-{ids[-1]}:{first}..{last}",
-                tags={
-                    **range_tags(first_date, last_date, first, last),
-                    RUN_KIND_TAG: ONBOARDING_RUN_KIND,
-                    QUEUE_IDS_TAG: ",".join(str(i) for i in ids)[:4000],
-                },
+        for part, d1, d2, priority in windows:
+            plan.run_requests.append(
+                dg.RunRequest(
+                    run_key=f"onboarding:{ids[0]}-{ids[-1]}:{first}..{last}:{part}",
+                    tags={
+                        **range_tags(d1.isoformat(), d2.isoformat(), first, last),
+                        RUN_KIND_TAG: ONBOARDING_RUN_KIND,
+                        ONBOARDING_PART_TAG: part,
+                        QUEUE_IDS_TAG: id_tag,
+                        # The queued run coordinator launches higher priorities first.
+                        "dagster/priority": priority,
+                    },
+                )
             )
-        )
     plan.cursor = str(max(last_id, ids[-1]))
     return plan
 
