@@ -82,7 +82,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not result.success:
         _err(f"run failed after {elapsed:.1f}s; see run(s) {', '.join(result.run_ids)} in the Dagster UI")
         return 1
-    _err(f"done in {elapsed:.1f}s: runs {', '.join(result.run_ids)}")
+    from symbol_pipeline.defs.symbols.sensors import refresh_portfolios
+
+    # The success sensor does this under the daemon; a CLI run may have no daemon beside it.
+    refreshed = refresh_portfolios(engine)
+    _err(f"done in {elapsed:.1f}s: runs {', '.join(result.run_ids)}; portfolios: {refreshed}")
     return 0
 
 
@@ -195,12 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     symbols.add_argument("--priority", type=int, default=0, help="onboarding priority (higher first)")
     symbols.set_defaults(func=cmd_symbols)
 
-    try:
-        from symbol_pipeline import cli_portfolio
-    except ImportError:
-        cli_portfolio = None
-    if cli_portfolio is not None:
-        cli_portfolio.register(sub)
+    from symbol_pipeline import cli_ops, cli_portfolio
+
+    cli_ops.register(sub)
+    cli_portfolio.register(sub)
     return parser
 
 

@@ -85,8 +85,10 @@ def run_symbol_layer(
 
     factor_returns runs first over the dates, then one run per contiguous block of symbols.
     """
-    from symbol_pipeline.definitions import defs
+    from symbol_pipeline.definitions import build_definitions
 
+    # Built per call so that a run uses the environment of the moment (tests, CLI flags).
+    defs = build_definitions()
     run_ids: list[str] = []
     d1, d2 = first_date.isoformat(), last_date.isoformat()
     etf_job = defs.resolve_job_def("factor_returns_job")
@@ -114,3 +116,45 @@ def run_symbol_layer(
 
 def run_symbols_with_etfs(symbols: Sequence[str]) -> list[str]:
     return list(dict.fromkeys([*symbols, *REGRESSOR_ETFS]))
+
+
+def launch_symbol_batch(date: dt.date | str | None = None) -> dict:
+    """Start `symbol-pipeline run` for `date` in a detached process and return at once.
+
+    The HTTP API calls this; the run registers itself on the Dagster instance, so
+    symbol_batch_status() and the UI both follow it.
+    """
+    import subprocess
+    import sys
+
+    from symbol_pipeline.lib import sessions
+
+    day = sessions.latest_completed_session() if date is None else dt.date.fromisoformat(str(date))
+    sessions.require_session(day)
+    log_dir = get_settings().data_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"symbol-batch-{day.isoformat()}.log"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "symbol_pipeline.cli", "run", "--date", day.isoformat()],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+    return {"status": "launched", "date": day.isoformat(), "pid": process.pid, "log": str(log_path)}
+
+
+def symbol_batch_status() -> dict:
+    """The latest symbol-layer run on the instance: id, status, times and partition range."""
+    with get_instance() as instance:
+        records = instance.get_run_records(filters=dg.RunsFilter(job_name="symbol_layer_job"), limit=1)
+        if not records:
+            return {"status": "never_run"}
+        record = records[0]
+        run = record.dagster_run
+        return {
+            "status": run.status.value,
+            "run_id": run.run_id,
+            "started": record.start_time,
+            "ended": record.end_time,
+            "range_start": run.tags.get("dagster/asset_partition_range_start"),
+            "range_end": run.tags.get("dagster/asset_partition_range_end"),
+        }

@@ -1,11 +1,7 @@
-import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
-import statsmodels.api as sm
-from sklearn.linear_model import Ridge
-from sklearn.preprocessing import StandardScaler
 
 from symbol_pipeline.lib.factor_model import EXPOSURE_COLUMNS, compute_factor_exposures
 from symbol_pipeline.lib.factors import (
@@ -20,10 +16,10 @@ from symbol_pipeline.lib.factors import (
     QUALITY_ZERO_VARIANCE,
     REGRESSOR_ETFS,
     RIDGE_ALPHA,
-    RIDGE_ETFS,
 )
 from symbol_pipeline.lib.returns import total_returns
 from symbol_pipeline.lib.sessions import sessions_between
+from symbol_pipeline_tests.reference import reference_exposures
 
 TOL = 1e-8
 
@@ -50,51 +46,6 @@ def real_returns(real_closes):
     sessions = sessions_between(real_closes.index[0], real_closes.index[-1])
     assert len(sessions) == len(real_closes) == 358  # the files are the session grid, no gaps
     return total_returns(long, sessions)
-
-
-def reference_exposures(closes: pd.DataFrame, date) -> dict[tuple[str, str], tuple]:
-    """statsmodels / scikit-learn fitted symbol by symbol on pct_change of the closes.
-
-    Maps (symbol, factor) to (beta capped, beta uncapped, alpha, r2, se, nobs), NaNs where the
-    window has fewer rows than the minimum.
-    """
-    rets = closes.pct_change(fill_method=None).loc[:date]
-    out = {}
-    for spec in FACTORS:
-        window = rets.iloc[-spec.window :]
-        if spec.family == "ridge":
-            X = window[list(RIDGE_ETFS)].to_numpy()
-        elif len(spec.regressors) == 2:
-            x = (window[spec.regressors[0]] - window[spec.regressors[1]]).to_numpy()
-        else:
-            x = window[spec.regressors[0]].to_numpy()
-        for symbol in closes.columns:
-            y = window[symbol].to_numpy()
-            if spec.family == "ridge":
-                rows = np.isfinite(y) & np.isfinite(X).all(axis=1)
-            else:
-                rows = np.isfinite(y) & np.isfinite(x)
-            nobs = int(rows.sum())
-            if nobs < spec.min_observations:
-                out[symbol, spec.name] = (np.nan,) * 5 + (nobs,)
-                continue
-            if spec.family == "ridge":
-                scaler = StandardScaler().fit(X[rows])
-                Z = scaler.transform(X[rows])
-                model = Ridge(alpha=RIDGE_ALPHA).fit(Z, y[rows])
-                coefs = model.coef_ / scaler.scale_
-                k = RIDGE_ETFS.index(spec.regressors[0])
-                raw = coefs[k]
-                alpha = model.intercept_ - scaler.mean_ @ coefs
-                r2, se = model.score(Z, y[rows]), np.nan
-            else:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    fit = sm.OLS(y[rows], sm.add_constant(x[rows])).fit()
-                alpha, raw = fit.params
-                r2, se = fit.rsquared, fit.bse[1]
-            out[symbol, spec.name] = (float(np.clip(raw, -BETA_CAP, BETA_CAP)), raw, alpha, r2, se, nobs)
-    return out
 
 
 @pytest.mark.parametrize("date", ["2024-12-31", "2024-06-28", "2023-10-31", "2023-09-15"])

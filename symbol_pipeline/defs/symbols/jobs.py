@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import dagster as dg
 
-from symbol_pipeline.defs.partitions import date_symbol_key, symbol_date_partitions, trading_date_partitions
+from symbol_pipeline.defs.partitions import date_symbol_key
 
 # The regressor ETFs' returns come first, on their own date partitions, then everything per symbol.
 factor_returns_job = dg.define_asset_job(
     "factor_returns_job",
     selection=dg.AssetSelection.assets("factor_returns"),
-    partitions_def=trading_date_partitions,
 )
 
 symbol_layer_job = dg.define_asset_job(
     "symbol_layer_job",
     selection=dg.AssetSelection.groups("symbols") - dg.AssetSelection.assets("factor_returns"),
-    partitions_def=symbol_date_partitions,
     description="Prices, every factor beta and the daily metrics for a range of dates × symbols.",
 )
 
