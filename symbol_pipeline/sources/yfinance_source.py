@@ -140,10 +140,12 @@ class YFinanceSource(PriceSource):
     def _download_chunk(self, tickers: list[str], start: dt.date, end: dt.date) -> pd.DataFrame | None:
         for attempt in range(self.max_attempts):
             try:
+                # Always through today, whatever `end` is: Yahoo's Close is adjusted for every split
+                # up to today, so undoing that adjustment needs every such split in the data.
+                # fetch() cuts the rows to [start, end] afterwards.
                 return self.download(
                     tickers,
                     start=start.isoformat(),
-                    end=(end + dt.timedelta(days=1)).isoformat(),  # yfinance's end is exclusive
                     group_by="ticker",
                     auto_adjust=False,
                     actions=True,

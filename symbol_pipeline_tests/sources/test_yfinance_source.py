@@ -32,7 +32,14 @@ class FakeDownload:
         self.calls.append((list(tickers), kwargs))
         if len(self.calls) <= self.failures:
             raise ConnectionError("Yahoo said 429")
-        return self.frame
+        if self.frame is None:
+            return None
+        # Like yfinance: rows from start to end (exclusive), all of them when end is absent.
+        index = pd.DatetimeIndex(self.frame.index).tz_localize(None)
+        keep = index >= pd.Timestamp(kwargs.get("start", "1900-01-01"))
+        if kwargs.get("end"):
+            keep &= index < pd.Timestamp(kwargs["end"])
+        return self.frame[keep]
 
 
 def total_returns(prices: pd.DataFrame) -> pd.Series:
@@ -53,8 +60,9 @@ def test_call_arguments_and_unknown_ticker(fetched) -> None:
     tickers, kwargs = fake.calls[0]
     assert tickers == ["AAPL", "MSFT", "SPY", "XYZQ"]
     assert kwargs | {"threads": True} == {
+        # No end: the download runs through today so that every later split is in the data
+        # (Close is split-adjusted as of today); the rows are cut to [start, end] afterwards.
         "start": "2020-07-27",
-        "end": "2020-09-16",  # yfinance's end is exclusive
         "group_by": "ticker",
         "auto_adjust": False,
         "actions": True,
@@ -153,3 +161,15 @@ def test_invalid_symbol_is_a_failure() -> None:
     fake = FakeDownload(recorded("group_by_ticker"))
     result = YFinanceSource(download=fake).fetch(["msft", "bad symbol"], START, END)
     assert fake.calls[0][0] == ["MSFT"] and "bad symbol" in result.failures
+
+
+def test_a_past_window_is_undone_with_splits_after_it(fetched) -> None:
+    """AAPL split 4:1 on 2020-08-31: a window ending before it still gets the raw pre-split closes."""
+    fake = FakeDownload(recorded("group_by_ticker"))
+    early = YFinanceSource(download=fake, sleep=lambda s: None).fetch(["AAPL"], START, D(2020, 8, 20)).prices
+    _, full = fetched
+    whole = full.prices[full.prices["symbol"] == "AAPL"].set_index("date")["close"]
+    part = early.set_index("date")["close"]
+    assert not part.empty and part.index.max() <= D(2020, 8, 20)
+    np.testing.assert_allclose(part.to_numpy(), whole.loc[part.index].to_numpy(), rtol=1e-12)
+    assert part.iloc[-1] > 400  # raw, pre-split level, not the split-adjusted ~115
