@@ -20,7 +20,7 @@ import os
 import secrets
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -32,11 +32,21 @@ from sqlalchemy.engine import Connection, Engine
 
 from symbol_pipeline.lib import exposures as exposure_lib
 from symbol_pipeline.lib import stress as stress_lib
-from symbol_pipeline.lib.factors import FACTORS, FAMILY_MARKET, FAMILY_RATES, FAMILY_RIDGE, REGRESSOR_ETFS
+from symbol_pipeline.lib.factors import (
+    FACTORS,
+    FAMILY_MARKET,
+    FAMILY_RATES,
+    FAMILY_RIDGE,
+    REGRESSOR_ETFS,
+)
 from symbol_pipeline.lib.sessions import sessions_ending
 from symbol_pipeline.lib.symbols import InvalidSymbolError, validate_symbol
 from symbol_pipeline.storage import portfolios as store
-from symbol_pipeline.storage.universe import STATUS_PENDING, enqueue_symbols, known_symbols
+from symbol_pipeline.storage.universe import (
+    STATUS_PENDING,
+    enqueue_symbols,
+    known_symbols,
+)
 
 CACHE_EXPOSURES = "factor_exposures"
 CACHE_STRESS = "stress_test"
@@ -189,17 +199,43 @@ def revoke_api_key(engine: Engine, api_key: str | None = None, *, prefix: str | 
         count = store.revoke_api_keys(
             conn, key_hash=_hash_key(api_key) if api_key else None, key_prefix=prefix, user_id=user_id
         )
+    clear_auth_cache()
     if count == 0:
         raise NotFoundError("no matching active API key")
     return count
 
 
+# Accepted keys are remembered for a few seconds per process: the lookup was a round trip on
+# every request. A revocation through this process clears the memory at once; one made by
+# another process (the CLI while the API runs) takes effect within AUTH_CACHE_SECONDS.
+AUTH_CACHE_SECONDS = float(os.environ.get("SYMBOL_PIPELINE_AUTH_CACHE_SECONDS", "5"))
+_AUTH_CACHE_MAX = 10_000
+_auth_cache: dict[str, tuple[float, User]] = {}
+
+
+def clear_auth_cache() -> None:
+    _auth_cache.clear()
+
+
 def authenticate(engine: Engine, api_key: str | None) -> User | None:
+    """The user holding this unrevoked key, or None. Rejections are never remembered."""
     if not api_key:
         return None
+    key_hash = _hash_key(api_key)
+    found = _auth_cache.get(key_hash)
+    if found is not None and found[0] > time.monotonic():
+        return found[1]
     with engine.connect() as conn:
-        row = store.user_for_key_hash(conn, _hash_key(api_key))
-    return None if row is None else User(row.id, row.name, bool(row.is_admin))
+        row = store.user_for_key_hash(conn, key_hash)
+    if row is None:
+        _auth_cache.pop(key_hash, None)
+        return None
+    user = User(row.id, row.name, bool(row.is_admin))
+    if AUTH_CACHE_SECONDS > 0:
+        if len(_auth_cache) >= _AUTH_CACHE_MAX:
+            _auth_cache.clear()
+        _auth_cache[key_hash] = (time.monotonic() + AUTH_CACHE_SECONDS, user)
+    return user
 
 
 # --- portfolios -------------------------------------------------------------------------------
@@ -262,8 +298,10 @@ def set_equity(engine: Engine, portfolio_id: Any, equity: Any, owner_id: int | N
 
 
 def _changed(conn: Connection, portfolio_id: str, kind: str) -> None:
-    """Log the change for the sensor and drop the portfolio's cached analytics, in the caller's transaction."""
+    """Log the change for the sensor, bump the portfolio's version and drop its cached analytics,
+    in the caller's transaction."""
     store.record_change(conn, portfolio_id, kind)
+    store.bump_version(conn, portfolio_id)
     store.delete_cache(conn, portfolio_id)
 
 
@@ -424,18 +462,49 @@ def list_positions(engine: Engine, portfolio_id: Any, include_closed: bool = Fal
 # --- exposures --------------------------------------------------------------------------------
 
 
+class _LazyDocuments(Mapping[str, dict[str, Any]]):
+    """The exposures documents decoded from their JSON text on access (the batch writes the text)."""
+
+    def __init__(self, texts: Mapping[str, str]):
+        self._texts = texts
+        self._decoded: dict[str, dict[str, Any]] = {}
+
+    def __getitem__(self, pid: str) -> dict[str, Any]:
+        if pid not in self._decoded:
+            self._decoded[pid] = json.loads(self._texts[pid])
+        return self._decoded[pid]
+
+    def __iter__(self):
+        return iter(self._texts)
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+
 @dataclass
 class ExposureBatch:
-    """Exposures of many portfolios: JSON documents and cache keys of those that could be computed."""
+    """Exposures of many portfolios: JSON texts and cache keys of those that could be computed."""
 
     as_of: dt.date | None
     prices_date: dt.date | None
     betas_date: dt.date | None
-    documents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
     cache_keys: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     factor_rows: pd.DataFrame | None = None
     summary_rows: pd.DataFrame | None = None
+    _documents: _LazyDocuments | None = field(default=None, init=False, repr=False)
+
+    @property
+    def documents(self) -> Mapping[str, dict[str, Any]]:
+        """Per portfolio the exposures document, exactly the JSON the API serves, decoded."""
+        if self._documents is None:
+            self._documents = _LazyDocuments(self.texts)
+        return self._documents
+
+    @property
+    def portfolio_ids(self) -> list[str]:
+        return list(self.texts)
 
 
 def _market_values(pos: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -448,40 +517,55 @@ def _market_values(pos: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return np.nan_to_num(qty * price), unpriced
 
 
-def _cache_keys(pids: np.ndarray, pos: pd.DataFrame, mv: np.ndarray, equity: Mapping[str, float],
-                betas_date: Any, as_of: Any) -> dict[str, str]:
-    """sha256 over the sorted open positions (symbol, quantity, market value), equity, betas date, as-of."""
-    suffix = f"|{betas_date}|{as_of or 'latest'}"
-    frame = pd.DataFrame({"p": pos["portfolio_id"].to_numpy(), "s": pos["symbol"].to_numpy(),
-                          "q": pos["quantity"].to_numpy(dtype=float), "v": mv})
-    frame = frame.sort_values(["p", "s", "q", "v"], kind="mergesort")
-    frame["t"] = [_key_text(s, q, v) for s, q, v in zip(frame["s"], frame["q"], frame["v"])]
-    joined = frame.groupby("p", sort=False)["t"].agg(";".join).to_dict()
-    return {
-        p: hashlib.sha256(f"{joined.get(p, '')}|{equity[p]:.10g}{suffix}".encode()).hexdigest()
-        for p in pids
-    }
+def exposure_cache_key(version: int, prices_date: Any, betas_date: Any, as_of: Any) -> str:
+    """The exposures cache key: the portfolio's version (bumped by every position or equity change in
+    the change's transaction) and the dates of the closes and betas the figures come from."""
+    return f"v{int(version)}|{_iso(prices_date)}|{_iso(betas_date)}|{_iso(as_of) or 'latest'}"
 
 
-def _assemble(pids: Sequence[str], equity: Mapping[str, float], pos: pd.DataFrame, symbols: Sequence[str],
-              betas: np.ndarray, beta_dates: np.ndarray, as_of: dt.date | None, prices_date: dt.date | None,
-              betas_date: dt.date | None) -> ExposureBatch:
+def _json_numbers(values: np.ndarray) -> np.ndarray:
+    """Floats as JSON number text (what json.dumps writes: repr), non-finite as null; same shape, object dtype."""
+    values = np.asarray(values, dtype=float)
+    out = np.array(list(map(repr, values.ravel().tolist())) or [], dtype=object)
+    out[~np.isfinite(values.ravel())] = "null"
+    return out.reshape(values.shape)
+
+
+def _document_template() -> str:
+    """The exposures document with %s slots, keys in the order the API has always served them."""
+    factors = ",".join(f'"{name}":{{"beta":%s,"dollar_exposure":%s,"coverage":%s,"missing_symbols":%s}}'
+                       for name in FACTOR_NAMES)
+    return ('{"portfolio_id":%s,"as_of":%s,"prices_date":%s,"betas_date":%s,"currency":"USD","equity":%s,'
+            '"gross_exposure":%s,"net_exposure":%s,"gross_leverage":%s,"net_leverage":%s,"positions":%s,'
+            '"factors":{' + factors + '},"missing_symbols":%s,"stale_symbols":%s,"unpriced_symbols":%s,'
+            '"computed_at":%s}')
+
+
+_DOCUMENT_TEMPLATE = _document_template()
+
+
+def _assemble(pids: Sequence[str], state: Mapping[str, tuple[float, int]], pos: pd.DataFrame,
+              symbols: Sequence[str], betas: np.ndarray, beta_dates: np.ndarray, as_of: dt.date | None,
+              prices_date: dt.date | None, betas_date: dt.date | None) -> ExposureBatch:
     """Every portfolio's exposures from positions (with closes) and the symbol betas, as one sparse product.
 
+    state: per portfolio (equity, version)
     pos: portfolio_id, symbol, quantity, entry_price, close (NaN where no close on or before as_of)
     betas, beta_dates: shape (S, F) in the order of `symbols`
+    The JSON documents are formatted from the result arrays in one pass (no dict per portfolio).
     """
     batch = ExposureBatch(as_of=as_of, prices_date=prices_date, betas_date=betas_date)
     pids = list(pids)
+    n_p, n_f = len(pids), len(FACTOR_NAMES)
     row_of = {p: i for i, p in enumerate(pids)}
     col_of = {s: i for i, s in enumerate(symbols)}
     p_idx = pos["portfolio_id"].map(row_of).to_numpy(dtype=np.int64)
     s_idx = pos["symbol"].map(col_of).to_numpy(dtype=np.int64)
     mv, unpriced = _market_values(pos)
-    eq = np.array([equity[p] for p in pids], dtype=float)
-    matrix = exposure_lib.market_value_matrix(p_idx, s_idx, mv, (len(pids), len(symbols)))
+    eq = np.array([state[p][0] for p in pids], dtype=float)  # (P,)
+    matrix = exposure_lib.market_value_matrix(p_idx, s_idx, mv, (n_p, len(symbols)))
     result = exposure_lib.aggregate_exposures(matrix, betas, eq)
-    batch.cache_keys = _cache_keys(np.array(pids, dtype=object), pos, mv, equity, betas_date, as_of)
+    counts = np.bincount(p_idx, minlength=n_p)  # (P,)
 
     # Naming: only the (few) positions with a missing or stale beta, or without a close, are looked at one by one.
     missing = np.isnan(betas)  # (S, F)
@@ -489,76 +573,63 @@ def _assemble(pids: Sequence[str], equity: Mapping[str, float], pos: pd.DataFram
     stale_symbol = ((beta_dates < betas_day) & ~missing).any(axis=1)  # (S,)
     flagged = missing.any(axis=1)[s_idx] | stale_symbol[s_idx] | unpriced
     by_portfolio: dict[int, dict[str, Any]] = {}
-    for k in np.flatnonzero(flagged):
+    for k in np.flatnonzero(flagged).tolist():
         entry = by_portfolio.setdefault(p_idx[k], {"missing": {}, "stale": set(), "unpriced": set()})
         s = s_idx[k]
         symbol = symbols[s]
-        for f in np.flatnonzero(missing[s]):
-            entry["missing"].setdefault(FACTOR_NAMES[f], set()).add(symbol)
+        for f in np.flatnonzero(missing[s]).tolist():
+            entry["missing"].setdefault(f, set()).add(symbol)
         if stale_symbol[s]:
             entry["stale"].add(symbol)
         if unpriced[k]:
             entry["unpriced"].add(symbol)
-    counts = np.bincount(p_idx, minlength=len(pids))
 
+    # Symbol lists as JSON text: "[]" except for the flagged portfolios.
+    factor_missing = np.full((n_p, n_f), "[]", dtype=object)  # (P, F)
+    lists = np.full((n_p, 3), "[]", dtype=object)  # (P, 3): missing (any factor), stale, unpriced
+    for i, names in by_portfolio.items():
+        for f, found in names["missing"].items():
+            factor_missing[i, f] = _dumps(sorted(found))
+        lists[i, 0] = _dumps(sorted(set().union(*names["missing"].values())))
+        lists[i, 1] = _dumps(sorted(names["stale"]))
+        lists[i, 2] = _dumps(sorted(names["unpriced"]))
+
+    valid = result.valid
+    for i in np.flatnonzero(~valid).tolist():
+        batch.errors[pids[i]] = (f"portfolio {pids[i]} has equity {eq[i]:g}; weights (market value / equity) "
+                                 "need a positive equity")
+    vi = np.flatnonzero(valid)  # rows that get a document
+    valid_pids = [pids[i] for i in vi.tolist()]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        head = _json_numbers(np.column_stack([
+            eq, result.gross_exposure, result.net_exposure, result.gross_exposure / eq, result.net_exposure / eq,
+        ])[vi])  # (V, 5)
+    per_factor = np.stack([_json_numbers(result.beta[vi]), _json_numbers(result.dollar_exposure[vi]),
+                           _json_numbers(result.coverage[vi]), factor_missing[vi]], axis=2).reshape(len(vi), 4 * n_f)
     computed_at = store.now().isoformat()
-    f_pid, f_factor, f_beta, f_dollar, f_cov = [], [], [], [], []
-    summary: list[dict[str, Any]] = []
-    empty: dict[str, Any] = {"missing": {}, "stale": set(), "unpriced": set()}
-    for i, pid in enumerate(pids):
-        names = by_portfolio.get(i, empty)
-        missing_all = sorted(set().union(*names["missing"].values())) if names["missing"] else []
-        base = {
-            "portfolio_id": pid, "as_of": as_of, "betas_date": betas_date, "prices_date": prices_date,
-            "equity": float(eq[i]), "gross_exposure": float(result.gross_exposure[i]),
-            "net_exposure": float(result.net_exposure[i]), "positions": int(counts[i]),
-            "missing_symbols": _dumps(missing_all), "stale_symbols": _dumps(sorted(names["stale"])),
-            "unpriced_symbols": _dumps(sorted(names["unpriced"])), "error": None,
-        }
-        if not result.valid[i]:
-            message = (f"portfolio {pid} has equity {eq[i]:g}; weights (market value / equity) "
-                       "need a positive equity")
-            batch.errors[pid] = message
-            summary.append({**base, "error": message})
-            continue
-        summary.append(base)
-        factors = {}
-        for f, name in enumerate(FACTOR_NAMES):
-            factors[name] = {
-                "beta": _num(result.beta[i, f]),
-                "dollar_exposure": _num(result.dollar_exposure[i, f]),
-                "coverage": _num(result.coverage[i, f]),
-                "missing_symbols": sorted(names["missing"].get(name, ())),
-            }
-        f_pid.extend([pid] * len(FACTOR_NAMES))
-        f_factor.extend(FACTOR_NAMES)
-        f_beta.append(result.beta[i])
-        f_dollar.append(result.dollar_exposure[i])
-        f_cov.append(result.coverage[i])
-        batch.documents[pid] = {
-            "portfolio_id": pid,
-            "as_of": _iso(as_of),
-            "prices_date": _iso(prices_date),
-            "betas_date": _iso(betas_date),
-            "currency": "USD",
-            "equity": float(eq[i]),
-            "gross_exposure": float(result.gross_exposure[i]),
-            "net_exposure": float(result.net_exposure[i]),
-            "gross_leverage": float(result.gross_exposure[i] / eq[i]),
-            "net_leverage": float(result.net_exposure[i] / eq[i]),
-            "positions": int(counts[i]),
-            "factors": factors,
-            "missing_symbols": missing_all,
-            "stale_symbols": sorted(names["stale"]),
-            "unpriced_symbols": sorted(names["unpriced"]),
-            "computed_at": computed_at,
-        }
-    stack = (lambda parts: np.concatenate(parts) if parts else np.array([], dtype=float))
+    constants = (_dumps(_iso(as_of)), _dumps(_iso(prices_date)), _dumps(_iso(betas_date)))
+    tail = _dumps(computed_at)
+    template = _DOCUMENT_TEMPLATE
+    for row, pid, h, fac, named in zip(vi.tolist(), valid_pids, head.tolist(), per_factor.tolist(),
+                                       lists[vi].tolist()):
+        batch.texts[pid] = template % ('"' + pid + '"', *constants, *h, int(counts[row]), *fac, *named, tail)
+        batch.cache_keys[pid] = exposure_cache_key(state[pid][1], prices_date, betas_date, as_of)
+
     batch.factor_rows = pd.DataFrame({
-        "portfolio_id": f_pid, "factor": f_factor, "as_of": as_of, "betas_date": betas_date,
-        "beta": stack(f_beta), "dollar_exposure": stack(f_dollar), "coverage": stack(f_cov),
+        "portfolio_id": np.repeat(np.array(valid_pids, dtype=object), n_f),
+        "factor": np.tile(np.array(FACTOR_NAMES, dtype=object), len(vi)),
+        "as_of": as_of, "betas_date": betas_date,
+        "beta": result.beta[vi].ravel(), "dollar_exposure": result.dollar_exposure[vi].ravel(),
+        "coverage": result.coverage[vi].ravel(),
     })
-    batch.summary_rows = pd.DataFrame(summary)
+    errors = np.array([batch.errors.get(p) for p in pids], dtype=object)
+    batch.summary_rows = pd.DataFrame({
+        "portfolio_id": np.array(pids, dtype=object), "as_of": as_of, "betas_date": betas_date,
+        "prices_date": prices_date, "equity": eq, "gross_exposure": result.gross_exposure,
+        "net_exposure": result.net_exposure, "positions": counts.astype(np.int64),
+        "missing_symbols": lists[:, 0], "stale_symbols": lists[:, 1], "unpriced_symbols": lists[:, 2],
+        "error": errors,
+    })
     return batch
 
 
@@ -573,46 +644,36 @@ def compute_portfolio_exposures(engine: Engine, portfolio_ids: Sequence[str] | N
     ids = None if not portfolio_ids else sorted({_portfolio_id(p) for p in portfolio_ids})
     with engine.begin() as conn:
         prices_date, betas_date = store.snapshot_dates(conn, as_of)
-        equity = store.equity_of(conn, ids)
-        pids = sorted(equity)
+        state = store.equity_and_version(conn, ids)
+        pids = sorted(state)
         pos = store.open_positions_frame(conn, pids if ids is not None else None)
-        pos = pos[pos["portfolio_id"].isin(equity.keys())] if ids is None else pos
+        pos = pos[pos["portfolio_id"].isin(state.keys())] if ids is None else pos
         symbols = sorted(set(pos["symbol"]))
         closes = store.latest_closes(conn, symbols, as_of, prices_date)
         close_of = dict(zip(closes["symbol"], closes["value"].astype(float)))
         pos = pos.assign(close=pos["symbol"].map(close_of).astype(float),
                          entry_price=pos["entry_price"].astype(float), quantity=pos["quantity"].astype(float))
         betas, beta_dates = store.latest_betas(conn, symbols, as_of, betas_date)
-        batch = _assemble(pids, equity, pos, symbols, betas, beta_dates, as_of, prices_date, betas_date)
+        batch = _assemble(pids, state, pos, symbols, betas, beta_dates, as_of, prices_date, betas_date)
         for missing in sorted(set(ids or ()) - set(pids)):
             batch.errors[missing] = f"portfolio {missing} not found"
         if store_results:
             store.write_exposures(conn, ids if ids is not None else None, batch.factor_rows, batch.summary_rows)
             until = store.now() + ttl
-            store.write_cache(conn, [
-                {"portfolio_id": p, "cache_type": CACHE_EXPOSURES, "cache_key": batch.cache_keys[p],
-                 "data": _dumps(doc), "valid_until": until}
-                for p, doc in batch.documents.items()
-            ], replace_all=ids is None)
+            store.write_cache(conn, pd.DataFrame({
+                "portfolio_id": np.array(list(batch.texts), dtype=object), "cache_type": CACHE_EXPOSURES,
+                "cache_key": np.array([batch.cache_keys[p] for p in batch.texts], dtype=object),
+                "data": np.array(list(batch.texts.values()), dtype=object), "valid_until": until,
+            }), replace_all=ids is None)
     return batch
-
-
-def _key_text(symbol: str, quantity: float, market_value: float) -> str:
-    return f"{symbol}:{quantity:.10g}:{market_value:.10g}"
-
-
-def _single_key(pid: str, items: list[tuple[str, float, float]], equity: float, betas_date: Any, as_of: Any) -> str:
-    """The same key as _cache_keys, for one portfolio without pandas (the cache-hit path)."""
-    joined = ";".join(_key_text(s, q, v) for s, q, v in sorted(items))
-    return hashlib.sha256(f"{joined}|{equity:.10g}|{betas_date}|{as_of or 'latest'}".encode()).hexdigest()
 
 
 def _exposures(engine: Engine, portfolio_id: Any, as_of: dt.date | None, owner_id: int | None,
                ttl: dt.timedelta) -> tuple[str, str, bool]:
-    """(JSON document, cache key, cache hit) for one portfolio. A hit costs two round trips."""
+    """(JSON document, cache key, cache hit) for one portfolio. A hit is one round trip."""
     pid = _portfolio_id(portfolio_id)
     with engine.connect() as conn:
-        rows = store.portfolio_positions_snapshot(conn, pid, as_of)
+        rows = store.cached_document(conn, pid, CACHE_EXPOSURES, as_of, store.now())
         if not rows or (owner_id is not None and rows[0].owner_id != owner_id):
             raise NotFoundError(f"portfolio {portfolio_id} not found")
         head = rows[0]
@@ -620,21 +681,22 @@ def _exposures(engine: Engine, portfolio_id: Any, as_of: dt.date | None, owner_i
             raise NonPositiveEquityError(
                 f"portfolio {pid} has equity {head.equity:g}; weights (market value / equity) need a positive equity"
             )
-        held = [r for r in rows if r.symbol is not None]
+        key = exposure_cache_key(head.version, head.prices_date, head.betas_date, as_of)
+        for row in rows:
+            if row.cache_key == key:
+                return row.data, key, True
+        # A miss: the positions are read after the version, so they are at least that new; a
+        # change committed meanwhile bumped the version and the entry written here is never hit.
+        snap = store.portfolio_positions_snapshot(conn, pid, as_of)
+        if not snap:
+            raise NotFoundError(f"portfolio {portfolio_id} not found")
+        held = [r for r in snap if r.symbol is not None]
         closes = [r.close for r in held]
         if any(c is None for c in closes):
             older = store.latest_closes(conn, sorted({r.symbol for r in held if r.close is None}), as_of,
                                         head.prices_date)
             fill = dict(zip(older["symbol"], older["value"].astype(float)))
             closes = [c if c is not None else fill.get(r.symbol) for c, r in zip(closes, held)]
-        items = []
-        for r, c in zip(held, closes):
-            price = c if c is not None else r.entry_price
-            items.append((r.symbol, float(r.quantity), float(r.quantity * price) if price is not None else 0.0))
-        key = _single_key(pid, items, head.equity, head.betas_date, as_of)
-        cached = store.read_cache(conn, pid, CACHE_EXPOSURES, key, store.now())
-        if cached is not None:
-            return cached, key, True
         pos = pd.DataFrame({
             "portfolio_id": pid, "symbol": [r.symbol for r in held],
             "quantity": np.array([r.quantity for r in held], dtype=float),
@@ -643,11 +705,11 @@ def _exposures(engine: Engine, portfolio_id: Any, as_of: dt.date | None, owner_i
         })
         symbols = sorted(set(pos["symbol"]))
         betas, beta_dates = store.latest_betas(conn, symbols, as_of, head.betas_date)
-    batch = _assemble([pid], {pid: head.equity}, pos, symbols, betas, beta_dates, as_of, head.prices_date,
-                      head.betas_date)
-    if batch.cache_keys[pid] != key:  # the two key builders must agree, or the batch never serves a hit
-        raise AssertionError("cache key mismatch between the single and the batch path")
-    text = _dumps(batch.documents[pid])
+    batch = _assemble([pid], {pid: (snap[0].equity, head.version)}, pos, symbols, betas, beta_dates, as_of,
+                      head.prices_date, head.betas_date)
+    if pid in batch.errors:  # equity changed to <= 0 between the two reads
+        raise NonPositiveEquityError(batch.errors[pid])
+    text = batch.texts[pid]
     with engine.begin() as conn:
         store.write_cache(conn, [{"portfolio_id": pid, "cache_type": CACHE_EXPOSURES, "cache_key": key,
                                   "data": text, "valid_until": store.now() + ttl}])

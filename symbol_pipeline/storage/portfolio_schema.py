@@ -45,6 +45,9 @@ portfolios = sa.Table(
     # Equity may fall to zero or below through losses; exposures then report an error for it.
     sa.Column("equity", Double, nullable=False),
     sa.Column("currency", sa.String(3), nullable=False, server_default="USD"),
+    # Bumped in the transaction of every change to the portfolio or its positions: the exposures
+    # cache key names the version it was computed from, so a hit is one indexed lookup.
+    sa.Column("version", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.CheckConstraint("currency IN ('USD')", name="ck_portfolios_currency"),
@@ -82,6 +85,10 @@ portfolio_changes = sa.Table(
 )
 
 # Derived data: rows are deleted to invalidate. `data` is the JSON document served as is.
+# The exposures key is "v<portfolio version>|<prices date>|<betas date>|<as-of or latest>": it
+# changes with any position or equity change (the version) and with new closes or betas (the
+# dates); closes or betas rewritten for an existing date reach the cache through the daily
+# symbol run, which drops every entry.
 portfolio_analytics_cache = sa.Table(
     "portfolio_analytics_cache",
     metadata,

@@ -6,9 +6,9 @@ factors), so that the service and the API never write SQL of their own.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
+import math
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
@@ -172,13 +172,24 @@ def open_positions_frame(conn: Connection, portfolio_ids: Sequence[str] | None) 
 
 
 def equity_of(conn: Connection, portfolio_ids: Sequence[str] | None) -> dict[str, float]:
-    stmt = sa.select(portfolios.c.id, portfolios.c.equity)
+    return {pid: equity for pid, (equity, _) in equity_and_version(conn, portfolio_ids).items()}
+
+
+def equity_and_version(conn: Connection, portfolio_ids: Sequence[str] | None) -> dict[str, tuple[float, int]]:
+    """Per portfolio (all when None): (equity, version)."""
+    stmt = sa.select(portfolios.c.id, portfolios.c.equity, portfolios.c.version)
     if portfolio_ids is None:
-        return {r.id: r.equity for r in conn.execute(stmt)}
-    out: dict[str, float] = {}
+        return {r.id: (r.equity, r.version) for r in conn.execute(stmt)}
+    out: dict[str, tuple[float, int]] = {}
     for chunk in _chunks(list(portfolio_ids)):
-        out.update({r.id: r.equity for r in conn.execute(stmt.where(portfolios.c.id.in_(chunk)))})
+        out.update({r.id: (r.equity, r.version) for r in conn.execute(stmt.where(portfolios.c.id.in_(chunk)))})
     return out
+
+
+def bump_version(conn: Connection, portfolio_id: str) -> None:
+    """Make every cache entry computed from the portfolio's previous state unreachable."""
+    conn.execute(portfolios.update().where(portfolios.c.id == portfolio_id)
+                 .values(version=portfolios.c.version + 1))
 
 
 # --- the change log ---------------------------------------------------------------------------
@@ -203,33 +214,48 @@ def changes_after(conn: Connection, cursor: int, limit: int = 100_000):
 # --- the analytics cache ----------------------------------------------------------------------
 
 
+def cached_document(conn: Connection, portfolio_id: str, cache_type: str, as_of: dt.date | None,
+                    at: dt.datetime) -> list:
+    """The cache-hit path in one round trip. No rows when no such portfolio; otherwise one row
+    per unexpired entry of `cache_type` (one row with cache_key NULL when there is none).
+
+    Columns owner_id, equity, version, prices_date, betas_date (both on or before as_of), cache_key, data.
+    """
+    params = {"pid": portfolio_id, "cache_type": cache_type, "at": at}
+    if as_of is not None:
+        params["as_of"] = as_of
+    return conn.execute(_cached_document_stmt(as_of is not None), params).all()
+
+
 def read_cache(conn: Connection, portfolio_id: str, cache_type: str, cache_key: str, at: dt.datetime) -> str | None:
     return conn.execute(
         _read_cache_stmt(), {"pid": portfolio_id, "cache_type": cache_type, "cache_key": cache_key, "at": at}
     ).scalar()
 
 
-def write_cache(conn: Connection, rows: Sequence[dict[str, Any]], *, replace_all: bool = False) -> None:
+def write_cache(conn: Connection, rows: Sequence[dict[str, Any]] | pd.DataFrame, *, replace_all: bool = False) -> None:
     """Store entries (portfolio_id, cache_type, cache_key, data, valid_until), one per portfolio and type.
 
     Older entries of the same portfolio and type are deleted first: they can never be hit again.
     """
-    if not rows:
+    if len(rows) == 0:
         return
+    records = None if isinstance(rows, pd.DataFrame) else list(rows)
+    frame = rows if records is None else pd.DataFrame(records)
     c = portfolio_analytics_cache.c
-    types = sorted({r["cache_type"] for r in rows})
+    types = sorted(set(frame["cache_type"]))
     if replace_all:
         conn.execute(portfolio_analytics_cache.delete().where(c.cache_type.in_(types)))
-        _bulk_insert(conn, portfolio_analytics_cache, pd.DataFrame(list(rows)))
+        _bulk_insert(conn, portfolio_analytics_cache, frame)
         return
     for cache_type in types:
-        ids = [r["portfolio_id"] for r in rows if r["cache_type"] == cache_type]
+        ids = frame.loc[frame["cache_type"] == cache_type, "portfolio_id"].tolist()
         for chunk in _chunks(ids):
             conn.execute(portfolio_analytics_cache.delete().where(c.cache_type == cache_type, c.portfolio_id.in_(chunk)))
-    if len(rows) > 1000:
-        _bulk_insert(conn, portfolio_analytics_cache, pd.DataFrame(list(rows)))
+    if len(frame) > 1000:
+        _bulk_insert(conn, portfolio_analytics_cache, frame)
     else:
-        upsert(conn, portfolio_analytics_cache, list(rows))
+        upsert(conn, portfolio_analytics_cache, records if records is not None else frame.to_dict("records"))
 
 
 def delete_cache(conn: Connection, portfolio_id: str | None = None) -> int:
@@ -260,6 +286,42 @@ def snapshot_dates(conn: Connection, as_of: dt.date | None) -> tuple[dt.date | N
         )
     ).first()
     return row[0], row[1]
+
+
+def _dates_subquery(as_of: sa.BindParameter | None) -> sa.Subquery:
+    """One row: the latest price date and the latest session with a non-NULL beta, on or before as_of."""
+
+    def latest(table: sa.Table, non_null: sa.ColumnElement | None = None):
+        stmt = sa.select(sa.func.max(table.c.date))
+        if as_of is not None:
+            stmt = stmt.where(table.c.date <= as_of)
+        if non_null is not None:
+            stmt = stmt.where(non_null.is_not(None))
+        return stmt.scalar_subquery()
+
+    return sa.select(
+        latest(symbol_prices_daily).label("prices_date"),
+        latest(symbol_factor_exposures, symbol_factor_exposures.c.beta).label("betas_date"),
+    ).subquery("dates")
+
+
+@lru_cache(maxsize=2)
+def _cached_document_stmt(with_as_of: bool) -> sa.Select:
+    pid = sa.bindparam("pid", type_=PortfolioId)
+    dates = _dates_subquery(sa.bindparam("as_of", type_=sa.Date) if with_as_of else None)
+    c = portfolio_analytics_cache.c
+    return (
+        sa.select(portfolios.c.owner_id, portfolios.c.equity, portfolios.c.version, dates.c.prices_date,
+                  dates.c.betas_date, c.cache_key, c.data)
+        .select_from(
+            portfolios.join(dates, sa.true()).outerjoin(
+                portfolio_analytics_cache,
+                sa.and_(c.portfolio_id == portfolios.c.id, c.cache_type == sa.bindparam("cache_type"),
+                        c.valid_until > sa.bindparam("at", type_=sa.DateTime(timezone=True))),
+            )
+        )
+        .where(portfolios.c.id == pid)
+    )
 
 
 @lru_cache(maxsize=2)
@@ -476,20 +538,64 @@ def _bulk_insert(conn: Connection, table: sa.Table, frame: pd.DataFrame) -> None
     if frame is None or frame.empty:
         return
     if is_postgres(conn):
-        buf = io.StringIO()
-        frame.to_csv(buf, index=False, header=False, na_rep="\\N", date_format="%Y-%m-%d",
-                     quoting=csv.QUOTE_MINIMAL)
-        buf.seek(0)
+        # Text-format COPY of rows formatted column by column: pandas' to_csv of object frames
+        # cost more than the COPY itself.
+        cells = [_copy_cells(frame[c]) for c in frame.columns]
+        buf = io.StringIO("\n".join(map("\t".join, zip(*cells))) + "\n")
         cols = ", ".join(f'"{c}"' for c in frame.columns)
         cursor = conn.connection.dbapi_connection.cursor()
         try:
-            cursor.copy_expert(f"COPY {table.name} ({cols}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buf)
+            cursor.copy_expert(f"COPY {table.name} ({cols}) FROM STDIN", buf)
         finally:
             cursor.close()
         return
     records = frame.astype(object).where(frame.notna(), None).to_dict("records")
     for chunk in _chunks(records, max(1, 30_000 // max(1, len(frame.columns)))):
         conn.execute(table.insert(), list(chunk))
+
+
+_NULL = "\\N"
+
+
+def _copy_text(value: str) -> str:
+    """Escape a value for COPY's text format (backslash, tab, newline, carriage return)."""
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        value = value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return value
+
+
+def _copy_cell(value: Any) -> str:
+    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return _NULL
+    if isinstance(value, str):
+        return _copy_text(value)
+    if isinstance(value, (bool, np.bool_)):
+        return "t" if value else "f"
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    return _copy_text(str(value))
+
+
+def _copy_cells(column: pd.Series) -> list[str]:
+    """One column as COPY text cells; floats through repr (exact round trip), NaN/None as NULL."""
+    kind = column.dtype.kind
+    if kind == "f":
+        values = column.to_numpy(dtype=float)
+        cells = list(map(repr, values.tolist()))
+        for i in np.flatnonzero(np.isnan(values)).tolist():
+            cells[i] = _NULL
+        return cells
+    if kind in "iu":
+        return list(map(str, column.tolist()))
+    if kind == "b":
+        return ["t" if v else "f" for v in column.tolist()]
+    if kind == "M":
+        return [_NULL if v is pd.NaT else v.isoformat() for v in column.tolist()]
+    return list(map(_copy_cell, column.tolist()))
 
 
 def _copy_query(conn: Connection, sql: str, names: list[str]) -> pd.DataFrame:

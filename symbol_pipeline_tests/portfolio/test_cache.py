@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 import sqlalchemy as sa
@@ -80,3 +81,33 @@ def test_batch_fills_the_cache(cached):
     svc.invalidate_all_caches(engine)
     svc.compute_portfolio_exposures(engine, [pf["id"]])
     assert _hit(engine, pf) is True and _hit(engine, other) is False
+
+
+def test_a_change_bumps_the_version_so_a_stale_entry_is_never_hit(cached):
+    engine, pf, _, pos = cached
+    text, hit = svc.portfolio_factor_exposures_json(engine, pf["id"])
+    assert hit is True
+    with engine.connect() as conn:
+        old_key = conn.execute(sa.select(portfolio_analytics_cache.c.cache_key)
+                               .where(portfolio_analytics_cache.c.portfolio_id == pf["id"])).scalar_one()
+    svc.update_position(engine, pos["id"], quantity=20)
+    # Put the pre-change document back, as a computation racing the change would: it must not be served.
+    with engine.begin() as conn:
+        conn.execute(portfolio_analytics_cache.insert().values(
+            portfolio_id=pf["id"], cache_type=svc.CACHE_EXPOSURES, cache_key=old_key, data=text,
+            valid_until=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)))
+    fresh, hit = svc.portfolio_factor_exposures_json(engine, pf["id"])
+    assert hit is False and fresh != text
+    assert svc.get_portfolio_factor_exposures(engine, pf["id"])["factors"]["market_beta"]["beta"] == 20 * 10.0 / 1000
+    assert svc.portfolio_factor_exposures_json(engine, pf["id"]) == (fresh, True)
+
+
+def test_batch_text_is_canonical_json(cached):
+    engine, pf, other, _ = cached
+    batch = svc.compute_portfolio_exposures(engine)
+    for pid, text in batch.texts.items():
+        assert svc._dumps(json.loads(text)) == text
+        assert batch.documents[pid] == json.loads(text)
+    assert batch.documents[pf["id"]]["factors"]["market_beta"] == {
+        "beta": 0.1, "dollar_exposure": 100.0, "coverage": 1.0, "missing_symbols": []}
+    assert batch.documents[pf["id"]]["factors"]["ir_beta"]["missing_symbols"] == ["AAA"]

@@ -99,3 +99,25 @@ def test_api_keys_hashed_and_revocable(book):
     assert key not in stored and len(stored[0]) == 64
     svc.revoke_api_key(engine, prefix=key[:11])
     assert svc.authenticate(engine, key) is None
+
+
+def test_accepted_keys_are_remembered_briefly_and_forgotten_on_revoke(book, monkeypatch):
+    engine, user, _ = book
+    key = svc.issue_api_key(engine, "bob")
+    assert svc.authenticate(engine, key).id == user.id
+    # A revocation by another process (straight in the table) is seen once the memory expires.
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE api_keys SET revoked_at = CURRENT_TIMESTAMP"))
+    assert svc.authenticate(engine, key).id == user.id
+    later = svc.time.monotonic() + svc.AUTH_CACHE_SECONDS + 1
+    monkeypatch.setattr(svc.time, "monotonic", lambda: later)
+    assert svc.authenticate(engine, key) is None
+
+
+def test_revoke_through_the_service_takes_effect_at_once(book):
+    engine, user, _ = book
+    key = svc.issue_api_key(engine, "bob")
+    assert svc.authenticate(engine, key).id == user.id
+    svc.revoke_api_key(engine, key)
+    assert svc.authenticate(engine, key) is None
+    assert svc.authenticate(engine, "sp_never_issued") is None
