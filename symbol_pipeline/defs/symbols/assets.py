@@ -8,14 +8,13 @@ import dagster as dg
 
 from symbol_pipeline.defs.partitions import (
     DATE_DIMENSION,
-    SYMBOL_DIMENSION,
     dates_and_symbols,
     symbol_date_partitions,
     trading_date_partitions,
 )
 from symbol_pipeline.defs.resources import DatabaseResource, PriceSourceResource
 from symbol_pipeline.defs.symbols import checks
-from symbol_pipeline.lib.factors import FACTORS, LONGEST_WINDOW, REGRESSOR_ETFS
+from symbol_pipeline.lib.factors import FACTORS, REGRESSOR_ETFS
 from symbol_pipeline.services import symbol_layer
 from symbol_pipeline.storage import universe
 
@@ -25,18 +24,6 @@ BETA_FAMILIES = {
     "ridge_factor_betas": tuple(f.name for f in FACTORS if f.family == "ridge"),
     "spread_factor_betas": tuple(f.name for f in FACTORS if f.family == "spread"),
 }
-
-
-def _window_on_prices(sessions_back: int) -> dg.MultiPartitionMapping:
-    """Date D needs the `sessions_back` sessions before it, of the same symbol only."""
-    return dg.MultiPartitionMapping(
-        {
-            DATE_DIMENSION: dg.DimensionPartitionMapping(
-                DATE_DIMENSION, dg.TimeWindowPartitionMapping(start_offset=-sessions_back, end_offset=0)
-            ),
-            SYMBOL_DIMENSION: dg.DimensionPartitionMapping(SYMBOL_DIMENSION, dg.IdentityPartitionMapping()),
-        }
-    )
 
 
 def _run_scope(context: dg.AssetExecutionContext, database: DatabaseResource):
@@ -113,7 +100,11 @@ def factor_returns(
 
 
 _BETA_DEPS = [
-    dg.AssetDep(symbol_prices, partition_mapping=_window_on_prices(LONGEST_WINDOW)),
+    # Same date × symbol, not the window of sessions behind it: symbol_prices loads the window's
+    # history itself. A windowed mapping made a UI backfill ("partitionNames") target every beta
+    # partition downstream of the selected prices, i.e. 180 sessions *after* the range, whose
+    # prices were never loaded (MissingRegressorError).
+    dg.AssetDep(symbol_prices),
     dg.AssetDep(factor_returns, partition_mapping=dg.MultiToSingleDimensionPartitionMapping(DATE_DIMENSION)),
 ]
 
@@ -172,7 +163,7 @@ def symbol_factor_betas(
         dg.AssetDep("ir_beta"),
         dg.AssetDep("ridge_factor_betas"),
         dg.AssetDep("spread_factor_betas"),
-        dg.AssetDep(symbol_prices, partition_mapping=_window_on_prices(symbol_layer.METRICS_SESSIONS - 1)),
+        dg.AssetDep(symbol_prices),
     ],
     kinds={"python", "sql"},
     group_name="symbols",
