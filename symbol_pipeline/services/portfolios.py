@@ -573,15 +573,17 @@ def _assemble(pids: Sequence[str], state: Mapping[str, tuple[float, int]], pos: 
     stale_symbol = ((beta_dates < betas_day) & ~missing).any(axis=1)  # (S,)
     flagged = missing.any(axis=1)[s_idx] | stale_symbol[s_idx] | unpriced
     by_portfolio: dict[int, dict[str, Any]] = {}
-    for k in np.flatnonzero(flagged).tolist():
-        entry = by_portfolio.setdefault(p_idx[k], {"missing": {}, "stale": set(), "unpriced": set()})
-        s = s_idx[k]
+    rows_k = np.flatnonzero(flagged)
+    missing_of = {s: np.flatnonzero(missing[s]).tolist() for s in set(s_idx[rows_k].tolist())}
+    stale_of = stale_symbol.tolist()
+    for i, s, no_close in zip(p_idx[rows_k].tolist(), s_idx[rows_k].tolist(), unpriced[rows_k].tolist()):
+        entry = by_portfolio.setdefault(i, {"missing": {}, "stale": set(), "unpriced": set()})
         symbol = symbols[s]
-        for f in np.flatnonzero(missing[s]).tolist():
+        for f in missing_of[s]:
             entry["missing"].setdefault(f, set()).add(symbol)
-        if stale_symbol[s]:
+        if stale_of[s]:
             entry["stale"].add(symbol)
-        if unpriced[k]:
+        if no_close:
             entry["unpriced"].add(symbol)
 
     # Symbol lists as JSON text: "[]" except for the flagged portfolios.
@@ -615,13 +617,12 @@ def _assemble(pids: Sequence[str], state: Mapping[str, tuple[float, int]], pos: 
         batch.texts[pid] = template % ('"' + pid + '"', *constants, *h, int(counts[row]), *fac, *named, tail)
         batch.cache_keys[pid] = exposure_cache_key(state[pid][1], prices_date, betas_date, as_of)
 
-    batch.factor_rows = pd.DataFrame({
-        "portfolio_id": np.repeat(np.array(valid_pids, dtype=object), n_f),
-        "factor": np.tile(np.array(FACTOR_NAMES, dtype=object), len(vi)),
-        "as_of": as_of, "betas_date": betas_date,
-        "beta": result.beta[vi].ravel(), "dollar_exposure": result.dollar_exposure[vi].ravel(),
-        "coverage": result.coverage[vi].ravel(),
-    })
+    wide = {"portfolio_id": np.array(valid_pids, dtype=object), "as_of": as_of, "betas_date": betas_date}
+    for f, name in enumerate(FACTOR_NAMES):
+        wide[f"beta_{name}"] = result.beta[vi, f]
+        wide[f"dollar_exposure_{name}"] = result.dollar_exposure[vi, f]
+        wide[f"coverage_{name}"] = result.coverage[vi, f]
+    batch.factor_rows = pd.DataFrame(wide)
     errors = np.array([batch.errors.get(p) for p in pids], dtype=object)
     batch.summary_rows = pd.DataFrame({
         "portfolio_id": np.array(pids, dtype=object), "as_of": as_of, "betas_date": betas_date,

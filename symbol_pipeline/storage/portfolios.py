@@ -525,9 +525,14 @@ def read_exposure_summary(conn: Connection, portfolio_id: str):
     ).first()
 
 
-def read_factor_exposures(conn: Connection, portfolio_id: str):
+def read_factor_exposures(conn: Connection, portfolio_id: str) -> dict[str, dict[str, float | None]]:
+    """Per factor {beta, dollar_exposure, coverage} from the stored snapshot (empty when none)."""
     t = portfolio_factor_exposures
-    return conn.execute(sa.select(t).where(t.c.portfolio_id == portfolio_id).order_by(t.c.factor)).all()
+    row = conn.execute(sa.select(t).where(t.c.portfolio_id == portfolio_id)).first()
+    if row is None:
+        return {}
+    m = row._mapping
+    return {f: {k: m[f"{k}_{f}"] for k in ("beta", "dollar_exposure", "coverage")} for f in FACTOR_NAMES}
 
 
 # --- bulk I/O, the one place PostgreSQL and SQLite differ here ----------------------------------
@@ -595,7 +600,12 @@ def _copy_cells(column: pd.Series) -> list[str]:
         return ["t" if v else "f" for v in column.tolist()]
     if kind == "M":
         return [_NULL if v is pd.NaT else v.isoformat() for v in column.tolist()]
-    return list(map(_copy_cell, column.tolist()))
+    values = column.tolist()
+    if len(values) > 100 and len(set(map(type, values[:100]))) == 1 and not isinstance(values[0], str):
+        # Dates and other repeated objects: format each distinct value once.
+        formatted: dict[Any, str] = {}
+        return [formatted[v] if v in formatted else formatted.setdefault(v, _copy_cell(v)) for v in values]
+    return list(map(_copy_cell, values))
 
 
 def _copy_query(conn: Connection, sql: str, names: list[str]) -> pd.DataFrame:

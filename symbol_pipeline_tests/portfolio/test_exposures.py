@@ -120,5 +120,9 @@ def test_batch_matches_single_and_records_errors(engine):
     with engine.connect() as conn:
         rows = conn.execute(sa.select(portfolio_factor_exposures)).all()
         summary = {r.portfolio_id: r for r in conn.execute(sa.select(portfolio_exposure_summary))}
-    assert len(rows) == 2 * len(svc.FACTOR_NAMES)
+    assert len(rows) == 2  # one wide row per computed portfolio, three columns per factor
+    stored = {r.portfolio_id: r._mapping for r in rows}
+    for name in svc.FACTOR_NAMES:
+        for measure in ("beta", "dollar_exposure", "coverage"):
+            assert stored[pf["id"]][f"{measure}_{name}"] == single["factors"][name][measure]
     assert summary[broke["id"]].error and summary[pf["id"]].error is None
