@@ -72,8 +72,8 @@ def load_prices(
 ) -> PriceLoadReport:
     """Make sure the closes that `dates` need are stored for `symbols`, fetching what is missing.
 
-    A raw-close source is asked only for symbols with missing sessions, from their first missing
-    one. An adjusted-only source is asked for the whole window every time, because its history is
+    A raw-close source is asked only for symbols with missing sessions (see _missing_ranges).
+    An adjusted-only source is asked for the whole window every time, because its history is
     restated after every dividend and split; mixing two adjustment bases would turn each
     dividend into a loss (REFERENCE.md §1).
     """
@@ -84,21 +84,12 @@ def load_prices(
     start, end = history_start(min(dates), history_sessions), max(dates)
     needed = sessions.sessions_between(start, end)
     if source.adjusted_only:
-        to_fetch = {s: start for s in symbols}
+        by_start = {start: list(symbols)}
     else:
         with engine.connect() as conn:
-            stored = price_store.stored_dates(conn, symbols, start, end)
-        have = stored.groupby("symbol")["date"].agg(set).to_dict() if not stored.empty else {}
-        to_fetch = {}
-        for symbol in symbols:
-            present = have.get(symbol, set())
-            if len(present) < len(needed):
-                missing = [d for d in needed if d not in present]
-                to_fetch[symbol] = missing[0].date()
-    # Group by first missing date so that each fetch asks for one range.
-    by_start: dict[dt.date, list[str]] = {}
-    for symbol, first in to_fetch.items():
-        by_start.setdefault(first, []).append(symbol)
+            coverage = price_store.stored_coverage(conn, symbols, start, end)
+        by_start = _missing_ranges(symbols, coverage, needed)
+    to_fetch = sum(len(group) for group in by_start.values())
     for first, group in sorted(by_start.items()):
         for offset in range(0, len(group), FETCH_BATCH):
             batch = group[offset : offset + FETCH_BATCH]
@@ -112,9 +103,33 @@ def load_prices(
                         universe.record_progress(conn, list(names), last_price_date=pd.Timestamp(day).date())
             report.symbols_fetched += len(batch)
             report.failures.update(result.failures)
-            progress(f"prices: {report.symbols_fetched}/{len(to_fetch)} symbols fetched from {source.name}")
+            progress(f"prices: {report.symbols_fetched}/{to_fetch} symbols fetched from {source.name}")
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _missing_ranges(
+    symbols: Sequence[str], coverage: pd.DataFrame, needed: pd.DatetimeIndex
+) -> dict[dt.date, list[str]]:
+    """Symbols to fetch, grouped by the date their fetch starts at.
+
+    A symbol stored without holes up to some session is fetched from the next one (the daily
+    case: one group starting at the new date); one with holes, or none stored, from the
+    window's start. So there are at most a few groups, each one fetch per batch.
+    """
+    covered = coverage.reindex(list(symbols))
+    first = needed.searchsorted(covered["first"].fillna(needed[0]).to_numpy())
+    last = needed.searchsorted(covered["last"].fillna(needed[0]).to_numpy())
+    rows = covered["rows"].fillna(0).to_numpy()
+    contiguous = (rows > 0) & (first == 0) & (rows == last - first + 1)
+    complete = contiguous & (last == len(needed) - 1)
+    groups: dict[dt.date, list[str]] = {}
+    for symbol, is_contiguous, is_complete, position in zip(symbols, contiguous, complete, last):
+        if is_complete:
+            continue
+        begin = needed[position + 1] if is_contiguous else needed[0]
+        groups.setdefault(begin.date(), []).append(symbol)
+    return groups
 
 
 @dataclass

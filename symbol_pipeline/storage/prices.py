@@ -58,15 +58,21 @@ def read_prices(
     return frame.reset_index(drop=True)
 
 
-def stored_dates(conn: Connection, symbols: Sequence[str] | None, start: dt.date, end: dt.date) -> pd.DataFrame:
-    """(symbol, date) pairs already stored in [start, end]."""
+def stored_coverage(conn: Connection, symbols: Sequence[str] | None, start: dt.date, end: dt.date) -> pd.DataFrame:
+    """Per symbol with rows in [start, end]: how many, the first and the last date (index symbol)."""
     c = symbol_prices_daily.c
-    query = sa.select(c.symbol, c.date).where(c.date >= start, c.date <= end)
+    query = (
+        sa.select(c.symbol, sa.func.count().label("rows"), sa.func.min(c.date).label("first"),
+                  sa.func.max(c.date).label("last"))
+        .where(c.date >= start, c.date <= end)
+        .group_by(c.symbol)
+    )
     frame = read_frame(conn, _symbol_filter(query, symbols))
     if symbols is not None and len(symbols) > _IN_LIST_LIMIT:
         frame = frame[frame["symbol"].isin(set(symbols))]
-    frame["date"] = pd.to_datetime(frame["date"])
-    return frame.reset_index(drop=True)
+    frame["first"] = pd.to_datetime(frame["first"])
+    frame["last"] = pd.to_datetime(frame["last"])
+    return frame.set_index("symbol")
 
 
 def record_fetch_failures(
