@@ -108,6 +108,22 @@ def load_prices(
     return report
 
 
+def ensure_regressor_prices(
+    engine: Engine, source: PriceSource, symbols: Sequence[str], dates: Sequence[dt.date], progress: Progress = _quiet
+) -> PriceLoadReport | None:
+    """Load the window's prices when a date's regressor closes are not stored yet.
+
+    The normal run stores them in its prices step. A beta partition can also be targeted
+    without its prices, e.g. by a UI backfill, which Dagster extends to every beta whose window
+    holds a selected price session; those betas fetch what they need here.
+    """
+    with engine.connect() as conn:
+        stored = price_store.count_rows_on(conn, REGRESSOR_ETFS, dates)
+    if stored == len(REGRESSOR_ETFS) * len(set(dates)):
+        return None
+    return load_prices(engine, source, list(dict.fromkeys([*symbols, *REGRESSOR_ETFS])), dates, progress=progress)
+
+
 def _missing_ranges(
     symbols: Sequence[str], coverage: pd.DataFrame, needed: pd.DatetimeIndex
 ) -> dict[dt.date, list[str]]:

@@ -86,3 +86,10 @@ def record_fetch_failures(
                 for s, r in sorted(failures.items())
             ],
         )
+
+
+def count_rows_on(conn: Connection, symbols: Sequence[str], dates: Sequence[dt.date]) -> int:
+    """How many of the (symbol, date) pairs have a stored close."""
+    c = symbol_prices_daily.c
+    query = sa.select(sa.func.count()).where(c.symbol.in_(list(symbols)), c.date.in_(list(dates)))
+    return int(conn.execute(query).scalar() or 0)

@@ -8,13 +8,14 @@ import dagster as dg
 
 from symbol_pipeline.defs.partitions import (
     DATE_DIMENSION,
+    SYMBOL_DIMENSION,
     dates_and_symbols,
     symbol_date_partitions,
     trading_date_partitions,
 )
 from symbol_pipeline.defs.resources import DatabaseResource, PriceSourceResource
 from symbol_pipeline.defs.symbols import checks
-from symbol_pipeline.lib.factors import FACTORS, REGRESSOR_ETFS
+from symbol_pipeline.lib.factors import FACTORS, LONGEST_WINDOW, REGRESSOR_ETFS
 from symbol_pipeline.services import symbol_layer
 from symbol_pipeline.storage import universe
 
@@ -24,6 +25,18 @@ BETA_FAMILIES = {
     "ridge_factor_betas": tuple(f.name for f in FACTORS if f.family == "ridge"),
     "spread_factor_betas": tuple(f.name for f in FACTORS if f.family == "spread"),
 }
+
+
+def _window_on_prices(sessions_back: int) -> dg.MultiPartitionMapping:
+    """Date D needs the `sessions_back` sessions before it, of the same symbol only."""
+    return dg.MultiPartitionMapping(
+        {
+            DATE_DIMENSION: dg.DimensionPartitionMapping(
+                DATE_DIMENSION, dg.TimeWindowPartitionMapping(start_offset=-sessions_back, end_offset=0)
+            ),
+            SYMBOL_DIMENSION: dg.DimensionPartitionMapping(SYMBOL_DIMENSION, dg.IdentityPartitionMapping()),
+        }
+    )
 
 
 def _run_scope(context: dg.AssetExecutionContext, database: DatabaseResource):
@@ -100,11 +113,11 @@ def factor_returns(
 
 
 _BETA_DEPS = [
-    # Same date × symbol, not the window of sessions behind it: symbol_prices loads the window's
-    # history itself. A windowed mapping made a UI backfill ("partitionNames") target every beta
-    # partition downstream of the selected prices, i.e. 180 sessions *after* the range, whose
-    # prices were never loaded (MissingRegressorError).
-    dg.AssetDep(symbol_prices),
+    # The window, declared: a beta on D reads its symbol's prices over the 180 sessions up to D.
+    # Dagster therefore treats a beta as downstream of every price session in its window, and a
+    # UI backfill that selects prices extends to the betas up to 180 sessions after the range;
+    # those betas load any prices they lack themselves (ensure_regressor_prices).
+    dg.AssetDep(symbol_prices, partition_mapping=_window_on_prices(LONGEST_WINDOW)),
     dg.AssetDep(factor_returns, partition_mapping=dg.MultiToSingleDimensionPartitionMapping(DATE_DIMENSION)),
 ]
 
@@ -126,9 +139,10 @@ _BETA_DEPS = [
     can_subset=True,
 )
 def symbol_factor_betas(
-    context: dg.AssetExecutionContext, database: DatabaseResource
+    context: dg.AssetExecutionContext, database: DatabaseResource, price_source: PriceSourceResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     engine, dates, symbols, skipped = _run_scope(context, database)
+    symbol_layer.ensure_regressor_prices(engine, price_source.source(), symbols, dates, progress=context.log.info)
     selected = [key.path[-1] for key in context.selected_asset_keys]
     factor_names = {name for asset in selected for name in BETA_FAMILIES[asset]}
     factors = [f for f in FACTORS if f.name in factor_names]
@@ -163,15 +177,18 @@ def symbol_factor_betas(
         dg.AssetDep("ir_beta"),
         dg.AssetDep("ridge_factor_betas"),
         dg.AssetDep("spread_factor_betas"),
-        dg.AssetDep(symbol_prices),
+        dg.AssetDep(symbol_prices, partition_mapping=_window_on_prices(symbol_layer.METRICS_SESSIONS - 1)),
     ],
     kinds={"python", "sql"},
     group_name="symbols",
 )
-def symbol_daily_metrics(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
+def symbol_daily_metrics(
+    context: dg.AssetExecutionContext, database: DatabaseResource, price_source: PriceSourceResource
+) -> dg.MaterializeResult:
     """Last close, 1d to 252d returns, 21d and 63d volatility, and the day's betas per symbol."""
     started = time.perf_counter()
     engine, dates, symbols, skipped = _run_scope(context, database)
+    symbol_layer.ensure_regressor_prices(engine, price_source.source(), symbols, dates, progress=context.log.info)
     written = symbol_layer.compute_metrics(engine, symbols, dates)
     return dg.MaterializeResult(
         metadata={"rows_written": written, "skipped_inactive": len(skipped),
