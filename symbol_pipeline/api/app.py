@@ -5,10 +5,13 @@ endpoints need an admin key. Bad input is a 4xx with a message and writes nothin
 """
 
 
+import contextlib
 import datetime as dt
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, field_validator
 from sqlalchemy.engine import Engine
@@ -69,7 +72,12 @@ def create_app(engine_url: str | None = None) -> FastAPI:
     url = normalise_database_url(engine_url or get_settings().database_url)
     get_engine(url)  # creates or upgrades the tables
     engine: Engine = store.serving_engine(url)
-    app = FastAPI(title="symbol_pipeline portfolio API", version="1",
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI):
+        anyio.to_thread.current_default_thread_limiter().total_tokens = store.SERVING_THREADS
+        yield
+
+    app = FastAPI(title="symbol_pipeline portfolio API", version="1", lifespan=lifespan,
                   description="Portfolio factor exposures, stress tests and symbol status.")
     app.state.engine = engine
 
@@ -85,10 +93,17 @@ def create_app(engine_url: str | None = None) -> FastAPI:
     async def _no_data(_: Request, exc: service.StressDataError):
         return _error(409, str(exc))
 
-    def user(request: Request) -> service.User:
+    async def user(request: Request) -> service.User:
+        # Async so that a remembered key costs no trip through the threadpool; only a key not
+        # seen in the last few seconds goes to the database (in a worker thread).
         header = request.headers.get("authorization", "")
         scheme, _, key = header.partition(" ")
-        found = service.authenticate(engine, key.strip()) if scheme.lower() == "bearer" else None
+        key = key.strip()
+        found = None
+        if scheme.lower() == "bearer" and key:
+            found = service.remembered_user(key)
+            if found is None:
+                found = await run_in_threadpool(service.authenticate, engine, key)
         if found is None:
             raise HTTPException(401, "missing or invalid API key (Authorization: Bearer <key>)",
                                 headers={"WWW-Authenticate": "Bearer"})

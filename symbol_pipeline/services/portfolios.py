@@ -217,6 +217,15 @@ def clear_auth_cache() -> None:
     _auth_cache.clear()
 
 
+def remembered_user(api_key: str | None) -> User | None:
+    """The user of a key accepted less than AUTH_CACHE_SECONDS ago by this process, without I/O
+    (None: not remembered, ask authenticate())."""
+    if not api_key:
+        return None
+    found = _auth_cache.get(_hash_key(api_key))
+    return found[1] if found is not None and found[0] > time.monotonic() else None
+
+
 def authenticate(engine: Engine, api_key: str | None) -> User | None:
     """The user holding this unrevoked key, or None. Rejections are never remembered."""
     if not api_key:
@@ -225,7 +234,7 @@ def authenticate(engine: Engine, api_key: str | None) -> User | None:
     found = _auth_cache.get(key_hash)
     if found is not None and found[0] > time.monotonic():
         return found[1]
-    with engine.connect() as conn:
+    with store.autocommit(engine).connect() as conn:
         row = store.user_for_key_hash(conn, key_hash)
     if row is None:
         _auth_cache.pop(key_hash, None)
@@ -673,7 +682,7 @@ def _exposures(engine: Engine, portfolio_id: Any, as_of: dt.date | None, owner_i
                ttl: dt.timedelta) -> tuple[str, str, bool]:
     """(JSON document, cache key, cache hit) for one portfolio. A hit is one round trip."""
     pid = _portfolio_id(portfolio_id)
-    with engine.connect() as conn:
+    with store.autocommit(engine).connect() as conn:
         rows = store.cached_document(conn, pid, CACHE_EXPOSURES, as_of, store.now())
         if not rows or (owner_id is not None and rows[0].owner_id != owner_id):
             raise NotFoundError(f"portfolio {portfolio_id} not found")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import math
+import weakref
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
@@ -224,7 +225,29 @@ def cached_document(conn: Connection, portfolio_id: str, cache_type: str, as_of:
     params = {"pid": portfolio_id, "cache_type": cache_type, "at": at}
     if as_of is not None:
         params["as_of"] = as_of
+    if is_postgres(conn):
+        return conn.exec_driver_sql(_prepared(conn, "sp_cached_document", _cached_document_stmt(as_of is not None),
+                                              list(params)), params).all()
     return conn.execute(_cached_document_stmt(as_of is not None), params).all()
+
+
+def _prepared(conn: Connection, name: str, stmt: sa.Select, names: list[str]) -> str:
+    """PostgreSQL: the EXECUTE text of `stmt` prepared once per connection under `name`.
+
+    psycopg2 sends every statement as text, and planning the cache-hit query cost more server
+    time than running it; a prepared statement is planned once per connection.
+    """
+    name = f"{name}_{len(names)}"
+    info = conn.connection.info
+    if name not in info:
+        sql = str(stmt.compile(dialect=conn.dialect))
+        for i, param in enumerate(names, start=1):
+            sql = sql.replace(f"%({param})s", f"${i}")
+        if "%(" in sql:
+            raise ValueError(f"unbound parameter left in prepared statement {name}")
+        conn.exec_driver_sql(f"PREPARE {name} AS {sql}".replace("%%", "%"))
+        info[name] = "EXECUTE " + name + "(" + ", ".join(f"%({p})s" for p in names) + ")"
+    return info[name]
 
 
 def read_cache(conn: Connection, portfolio_id: str, cache_type: str, cache_key: str, at: dt.datetime) -> str | None:
@@ -627,5 +650,34 @@ def serving_engine(url: str) -> sa.Engine:
     from symbol_pipeline.storage.engine import cached_engine
 
     if url.startswith("postgresql"):
-        return sa.create_engine(url, pool_size=20, max_overflow=30, pool_pre_ping=False, pool_recycle=600)
+        # At least as many connections as the server runs threads (SERVING_THREADS): a smaller
+        # pool with overflow opened and closed a connection on many requests.
+        return sa.create_engine(url, pool_size=SERVING_THREADS, max_overflow=4, pool_pre_ping=False,
+                                pool_recycle=600)
     return cached_engine(url)
+
+
+# Worker threads per API process for the synchronous endpoints (anyio's default is 40): on two
+# cores more threads only queue on the GIL and hold more PostgreSQL connections.
+SERVING_THREADS = 16
+
+_autocommit: "weakref.WeakKeyDictionary[sa.Engine, sa.Engine]" = weakref.WeakKeyDictionary()
+
+
+def autocommit(engine: sa.Engine) -> sa.Engine:
+    """An engine for reads outside any transaction: no BEGIN and no ROLLBACK round trip around a
+    single SELECT (each statement sees the latest committed data, as under READ COMMITTED).
+
+    On PostgreSQL its own pool of connections that stay in autocommit (switching a pooled
+    connection in and out of autocommit cost a round trip of its own), disposed with `engine`.
+    """
+    found = _autocommit.get(engine)
+    if found is None:
+        if engine.dialect.name == "postgresql":
+            found = sa.create_engine(engine.url, isolation_level="AUTOCOMMIT", pool_size=SERVING_THREADS,
+                                     max_overflow=4, pool_pre_ping=False, pool_recycle=600)
+            sa.event.listen(engine, "engine_disposed", lambda _conn, child=found: child.dispose())
+        else:
+            found = engine.execution_options(isolation_level="AUTOCOMMIT")
+        _autocommit[engine] = found
+    return found
