@@ -678,23 +678,30 @@ def compute_portfolio_exposures(engine: Engine, portfolio_ids: Sequence[str] | N
     return batch
 
 
+def _cache_lookup(conn: Connection, portfolio_id: Any, as_of: dt.date | None, owner_id: int | None):
+    """(portfolio id, first row, cache key, cached JSON or None) in one round trip; raises for a
+    portfolio that is missing, someone else's or without positive equity."""
+    pid = _portfolio_id(portfolio_id)
+    rows = store.cached_document(conn, pid, CACHE_EXPOSURES, as_of, store.now())
+    if not rows or (owner_id is not None and rows[0].owner_id != owner_id):
+        raise NotFoundError(f"portfolio {portfolio_id} not found")
+    head = rows[0]
+    if not head.equity > 0:
+        raise NonPositiveEquityError(
+            f"portfolio {pid} has equity {head.equity:g}; weights (market value / equity) need a positive equity"
+        )
+    key = exposure_cache_key(head.version, head.prices_date, head.betas_date, as_of)
+    cached = next((row.data for row in rows if row.cache_key == key), None)
+    return pid, head, key, cached
+
+
 def _exposures(engine: Engine, portfolio_id: Any, as_of: dt.date | None, owner_id: int | None,
                ttl: dt.timedelta) -> tuple[str, str, bool]:
     """(JSON document, cache key, cache hit) for one portfolio. A hit is one round trip."""
-    pid = _portfolio_id(portfolio_id)
     with store.autocommit(engine).connect() as conn:
-        rows = store.cached_document(conn, pid, CACHE_EXPOSURES, as_of, store.now())
-        if not rows or (owner_id is not None and rows[0].owner_id != owner_id):
-            raise NotFoundError(f"portfolio {portfolio_id} not found")
-        head = rows[0]
-        if not head.equity > 0:
-            raise NonPositiveEquityError(
-                f"portfolio {pid} has equity {head.equity:g}; weights (market value / equity) need a positive equity"
-            )
-        key = exposure_cache_key(head.version, head.prices_date, head.betas_date, as_of)
-        for row in rows:
-            if row.cache_key == key:
-                return row.data, key, True
+        pid, head, key, cached = _cache_lookup(conn, portfolio_id, as_of, owner_id)
+        if cached is not None:
+            return cached, key, True
         # A miss: the positions are read after the version, so they are at least that new; a
         # change committed meanwhile bumped the version and the entry written here is never hit.
         snap = store.portfolio_positions_snapshot(conn, pid, as_of)

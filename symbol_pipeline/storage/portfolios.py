@@ -263,20 +263,25 @@ def write_cache(conn: Connection, rows: Sequence[dict[str, Any]] | pd.DataFrame,
     """
     if len(rows) == 0:
         return
-    records = None if isinstance(rows, pd.DataFrame) else list(rows)
-    frame = rows if records is None else pd.DataFrame(records)
+    if isinstance(rows, pd.DataFrame):
+        frame, records = rows, None
+        pairs = list(zip(rows["cache_type"].tolist(), rows["portfolio_id"].tolist()))
+    else:  # a few entries (a cache miss): no DataFrame unless COPY needs one
+        records = list(rows)
+        frame = pd.DataFrame(records) if len(records) > 1000 else None
+        pairs = [(r["cache_type"], r["portfolio_id"]) for r in records]
     c = portfolio_analytics_cache.c
-    types = sorted(set(frame["cache_type"]))
+    types = sorted({t for t, _ in pairs})
     if replace_all:
         conn.execute(portfolio_analytics_cache.delete().where(c.cache_type.in_(types)))
-        _bulk_insert(conn, portfolio_analytics_cache, frame)
+        _bulk_insert(conn, portfolio_analytics_cache, frame if frame is not None else pd.DataFrame(records))
         return
     for cache_type in types:
-        ids = frame.loc[frame["cache_type"] == cache_type, "portfolio_id"].tolist()
+        ids = [p for t, p in pairs if t == cache_type]
         for chunk in _chunks(ids):
             conn.execute(portfolio_analytics_cache.delete().where(c.cache_type == cache_type, c.portfolio_id.in_(chunk)))
-    if len(frame) > 1000:
-        _bulk_insert(conn, portfolio_analytics_cache, frame)
+    if len(pairs) > 1000:
+        _bulk_insert(conn, portfolio_analytics_cache, frame if frame is not None else pd.DataFrame(records))
     else:
         upsert(conn, portfolio_analytics_cache, records if records is not None else frame.to_dict("records"))
 
@@ -464,6 +469,31 @@ def _latest_values(
     return frame
 
 
+_SMALL = 200
+
+
+def _latest_rows(conn: Connection, table: sa.Table, value: sa.Column, extra_key: sa.Column, symbols: list[str],
+                 as_of: dt.date | None, latest: dt.date) -> list[tuple]:
+    """_latest_values for a few symbols and one extra key, non-NULL values: (symbol, key, value, date) rows."""
+    keys = [table.c.symbol, extra_key]
+    rows = conn.execute(sa.select(*keys, value, table.c.date).where(
+        table.c.date == latest, table.c.symbol.in_(symbols), value.is_not(None))).all()
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r[0]] = counts.get(r[0], 0) + 1
+    behind = [s for s in symbols if counts.get(s, 0) < len(FACTOR_NAMES)]
+    if not behind:
+        return rows
+    cond = [table.c.symbol.in_(behind), table.c.date < latest, value.is_not(None)]
+    if as_of is not None:
+        cond.append(table.c.date <= as_of)
+    newest = sa.select(*keys, sa.func.max(table.c.date).label("d")).where(*cond).group_by(*keys).subquery()
+    older = conn.execute(sa.select(*keys, value, table.c.date).join(newest, sa.and_(
+        table.c.symbol == newest.c.symbol, extra_key == newest.c[extra_key.name], table.c.date == newest.c.d))).all()
+    have = {(r[0], r[1]) for r in rows}  # a key present on `latest` wins over its older rows
+    return [*rows, *(r for r in older if (r[0], r[1]) not in have)]
+
+
 def latest_closes(conn: Connection, symbols: Sequence[str], as_of: dt.date | None,
                   prices_date: dt.date | None) -> pd.DataFrame:
     """Columns symbol, value (close), date: the latest close on or before as_of per symbol."""
@@ -479,9 +509,20 @@ def latest_betas(conn: Connection, symbols: Sequence[str], as_of: dt.date | None
     datetime64[D] with NaT where none; rows in the order of `symbols`, columns FACTOR_NAMES.
     """
     t = symbol_factor_exposures
-    frame = _latest_values(conn, t, t.c.beta, [t.c.factor], symbols, as_of, betas_date, skip_null=True)
     betas = np.full((len(symbols), len(FACTOR_NAMES)), np.nan)
     dates = np.full((len(symbols), len(FACTOR_NAMES)), np.datetime64("NaT"), dtype="datetime64[D]")
+    if 0 < len(symbols) <= _SMALL and betas_date is not None:
+        # One portfolio (a cache miss): the same two queries without pandas, whose overhead on
+        # a few hundred rows was most of the miss.
+        row_of = {s: i for i, s in enumerate(symbols)}
+        for symbol, factor, value, day in _latest_rows(conn, t, t.c.beta, t.c.factor, list(symbols), as_of,
+                                                       betas_date):
+            f = _FACTOR_INDEX.get(factor)
+            if f is not None:
+                betas[row_of[symbol], f] = value
+                dates[row_of[symbol], f] = np.datetime64(day, "D")
+        return betas, dates
+    frame = _latest_values(conn, t, t.c.beta, [t.c.factor], symbols, as_of, betas_date, skip_null=True)
     if len(frame):
         frame = frame[frame["factor"].isin(_FACTOR_INDEX.keys())]
         row_of = {s: i for i, s in enumerate(symbols)}

@@ -126,3 +126,27 @@ def test_batch_matches_single_and_records_errors(engine):
         for measure in ("beta", "dollar_exposure", "coverage"):
             assert stored[pf["id"]][f"{measure}_{name}"] == single["factors"][name][measure]
     assert summary[broke["id"]].error and summary[pf["id"]].error is None
+
+
+def test_latest_betas_small_path_agrees_with_the_frame_path(engine, monkeypatch):
+    from symbol_pipeline.storage import portfolios as store
+
+    earlier = CALC_DATE - dt.timedelta(days=3)
+    seed_symbols(engine, {"AAA": {"market_beta": 0.5, "ir_beta": 0.2}, "OLD": {"market_beta": 0.9}}, {}, date=earlier)
+    seed_symbols(engine, {"AAA": {"market_beta": 1.5}, "BBB": {"ridge_value": -0.3}}, {})
+    symbols = ["AAA", "BBB", "NONE", "OLD"]
+    seen = {}
+    for as_of in (None, CALC_DATE, earlier):
+        with engine.connect() as conn:
+            _, betas_date = store.snapshot_dates(conn, as_of)
+            small = store.latest_betas(conn, symbols, as_of, betas_date)
+            monkeypatch.setattr(store, "_SMALL", 0)
+            frame = store.latest_betas(conn, symbols, as_of, betas_date)
+            monkeypatch.undo()
+        np.testing.assert_array_equal(small[0], frame[0])
+        np.testing.assert_array_equal(small[1], frame[1])
+        seen[as_of] = small[0]
+    mkt, ir = svc.FACTOR_NAMES.index("market_beta"), svc.FACTOR_NAMES.index("ir_beta")
+    # The latest non-NULL beta per factor: AAA's market beta from the last day, its rate beta from before.
+    assert (seen[None][0, mkt], seen[None][0, ir], seen[None][3, mkt]) == (1.5, 0.2, 0.9)
+    assert seen[earlier][0, mkt] == 0.5 and np.isnan(seen[None][2]).all()
