@@ -200,7 +200,7 @@ def run_wrk(base: str, key: str, pids: list[str], seconds: float, clients: int, 
     os.unlink(f.name)
     total = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
     requests, elapsed = int(total.group(1)), _wrk_seconds(total.group(2) + total.group(3))
-    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.MULTILINE))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sock.groups())) if sock else 0)
@@ -216,6 +216,9 @@ def _free_port() -> int:
 
 def bench_http(url: str, key: str, pids: list[str], seconds: float, clients: int, workers: int,
                tool: str = "auto") -> dict:
+    from symbol_pipeline.storage.database import get_engine
+
+    get_engine(url)  # tables created here, not raced by the server's workers
     port = _free_port()
     env = {**os.environ, "SYMBOL_PIPELINE_DATABASE_URL": url}
     server = subprocess.Popen(

@@ -702,7 +702,7 @@ def serving_engine(url: str) -> sa.Engine:
 # cores more threads only queue on the GIL and hold more PostgreSQL connections.
 SERVING_THREADS = 16
 
-_autocommit: "weakref.WeakKeyDictionary[sa.Engine, sa.Engine]" = weakref.WeakKeyDictionary()
+_autocommit: weakref.WeakKeyDictionary[sa.Engine, sa.Engine] = weakref.WeakKeyDictionary()
 
 
 def autocommit(engine: sa.Engine) -> sa.Engine:

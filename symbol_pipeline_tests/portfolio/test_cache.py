@@ -103,7 +103,7 @@ def test_a_change_bumps_the_version_so_a_stale_entry_is_never_hit(cached):
 
 
 def test_batch_text_is_canonical_json(cached):
-    engine, pf, other, _ = cached
+    engine, pf, _, _ = cached
     batch = svc.compute_portfolio_exposures(engine)
     for pid, text in batch.texts.items():
         assert svc._dumps(json.loads(text)) == text
