@@ -19,13 +19,24 @@ def all_metadata():
     return schema.metadata
 
 
+_READY: set[str] = set()
+
+
 def ensure_schema(engine: Engine) -> None:
-    """Create missing tables and seed reference rows. Idempotent; safe from concurrent processes."""
+    """Upgrade the schema to the latest migration and seed reference rows.
+
+    Idempotent and safe from concurrent processes; done once per database per process.
+    """
+    from symbol_pipeline.storage import migrate
     from symbol_pipeline.storage.universe import seed_reference_data
 
-    all_metadata().create_all(engine, checkfirst=True)
+    key = engine.url.render_as_string(hide_password=False)
+    if key in _READY:
+        return
+    migrate.upgrade(engine)
     with engine.begin() as conn:
         seed_reference_data(conn)
+    _READY.add(key)
 
 
 def get_engine(url: str | None = None, *, create: bool = True) -> Engine:
