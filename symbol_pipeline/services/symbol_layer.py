@@ -136,7 +136,7 @@ def _missing_ranges(
     covered = coverage.reindex(list(symbols))
     first = needed.searchsorted(covered["first"].fillna(needed[0]).to_numpy())
     last = needed.searchsorted(covered["last"].fillna(needed[0]).to_numpy())
-    rows = covered["rows"].fillna(0).to_numpy()
+    rows = covered["rows"].astype(float).fillna(0).to_numpy()
     contiguous = (rows > 0) & (first == 0) & (rows == last - first + 1)
     complete = contiguous & (last == len(needed) - 1)
     groups: dict[dt.date, list[str]] = {}

@@ -86,14 +86,23 @@ def test_another_users_portfolio_is_404(api):
     assert _counts(engine) == before
 
 
-def test_admin_endpoints(api):
+def test_admin_endpoints(api, monkeypatch):
+    """Admin only; the launch goes to defs.launch (faked here: a real one would run the pipeline)."""
+    from symbol_pipeline.defs import launch
+
+    launched = []
+    monkeypatch.setattr(launch, "launch_symbol_batch", lambda date=None: launched.append(date) or {
+        "status": "launched", "date": str(date)})
+    monkeypatch.setattr(launch, "symbol_batch_status", lambda: {"status": "SUCCESS", "run_id": "r1"})
     client, keys, _, _ = api
     for path, method in (("/api/v1/admin/symbol-batch/run", "POST"), ("/api/v1/admin/symbol-batch/status", "GET")):
         assert client.request(method, path, headers=_auth(keys["alice"])).status_code == 403
-        r = client.request(method, path, headers=_auth(keys["root"]))
-        assert r.status_code in (200, 202, 503)
-        if r.status_code == 503:  # symbol_pipeline.defs.launch has no launch_symbol_batch yet
-            assert "not available" in r.json()["detail"]
+    assert launched == []
+    r = client.post("/api/v1/admin/symbol-batch/run", headers=_auth(keys["root"]), json={"date": "2024-06-28"})
+    assert r.status_code == 202 and r.json()["status"] == "launched"
+    assert [str(d) for d in launched] == ["2024-06-28"]
+    r = client.get("/api/v1/admin/symbol-batch/status", headers=_auth(keys["root"]))
+    assert r.status_code == 200 and r.json() == {"status": "SUCCESS", "run_id": "r1"}
 
 
 def test_exposures_and_stress_for_the_owner(api):
