@@ -2,7 +2,9 @@
 
 The Dagster assets call these with the dates and symbols of their run, so the partitioning can
 change without touching the computation (REFERENCE.md §3). Each step commits in batches:
-a crash keeps what was done, and a rerun rewrites the same rows.
+a crash keeps what was done, and a rerun rewrites the same rows. Each step holds the run's
+dates' locks (storage.locks) while it writes, so two runs never write the same dates at once,
+whatever started them: the schedule, a backfill, the CLI or an onboarding sensor.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from symbol_pipeline.sources.base import PriceSource
 from symbol_pipeline.storage import exposures as exposure_store
 from symbol_pipeline.storage import prices as price_store
 from symbol_pipeline.storage import universe
+from symbol_pipeline.storage.locks import date_locks
 
 # The 252-session return and the 63-session volatility of the daily metrics reach furthest back.
 METRICS_SESSIONS = 253
@@ -81,29 +84,30 @@ def load_prices(
     report = PriceLoadReport(symbols_requested=len(symbols))
     if not symbols or not dates:
         return report
-    start, end = history_start(min(dates), history_sessions), max(dates)
-    needed = sessions.sessions_between(start, end)
-    if source.adjusted_only:
-        by_start = {start: list(symbols)}
-    else:
-        with engine.connect() as conn:
-            coverage = price_store.stored_coverage(conn, symbols, start, end)
-        by_start = _missing_ranges(symbols, coverage, needed)
-    to_fetch = sum(len(group) for group in by_start.values())
-    for first, group in sorted(by_start.items()):
-        for offset in range(0, len(group), FETCH_BATCH):
-            batch = group[offset : offset + FETCH_BATCH]
-            result = source.fetch(batch, first, end)
-            with engine.begin() as conn:
-                report.rows_written += price_store.write_prices(conn, result.prices, source.name)
-                price_store.record_fetch_failures(conn, result.failures, first, end, source.name)
-                if not result.prices.empty:
-                    last = result.prices.groupby("symbol")["date"].max()
-                    for day, names in last.groupby(last).groups.items():
-                        universe.record_progress(conn, list(names), last_price_date=pd.Timestamp(day).date())
-            report.symbols_fetched += len(batch)
-            report.failures.update(result.failures)
-            progress(f"prices: {report.symbols_fetched}/{to_fetch} symbols fetched from {source.name}")
+    with date_locks(engine, dates, wait_log=progress):
+        start, end = history_start(min(dates), history_sessions), max(dates)
+        needed = sessions.sessions_between(start, end)
+        if source.adjusted_only:
+            by_start = {start: list(symbols)}
+        else:
+            with engine.connect() as conn:
+                coverage = price_store.stored_coverage(conn, symbols, start, end)
+            by_start = _missing_ranges(symbols, coverage, needed)
+        to_fetch = sum(len(group) for group in by_start.values())
+        for first, group in sorted(by_start.items()):
+            for offset in range(0, len(group), FETCH_BATCH):
+                batch = group[offset : offset + FETCH_BATCH]
+                result = source.fetch(batch, first, end)
+                with engine.begin() as conn:
+                    report.rows_written += price_store.write_prices(conn, result.prices, source.name)
+                    price_store.record_fetch_failures(conn, result.failures, first, end, source.name)
+                    if not result.prices.empty:
+                        last = result.prices.groupby("symbol")["date"].max()
+                        for day, names in last.groupby(last).groups.items():
+                            universe.record_progress(conn, list(names), last_price_date=pd.Timestamp(day).date())
+                report.symbols_fetched += len(batch)
+                report.failures.update(result.failures)
+                progress(f"prices: {report.symbols_fetched}/{to_fetch} symbols fetched from {source.name}")
     report.seconds = time.perf_counter() - started
     return report
 
@@ -197,30 +201,31 @@ def compute_betas(
     report = BetaReport(symbols=len(symbols), dates=len(dates))
     if not symbols or not dates or not factors:
         return report
-    history = max(f.window for f in factors) + 1
-    data = load_window(engine, symbols, dates, history)
-    symbol_returns = data.returns.loc[:, list(symbols)]
-    r2: dict[str, list[float]] = {}
-    for day in sorted(dates):
-        stamp = pd.Timestamp(day)
-        missing = [etf for etf in REGRESSOR_ETFS if np.isnan(data.closes.at[stamp, etf])]
-        if missing:
-            raise MissingRegressorError(
-                f"no close for regressor ETF(s) {', '.join(missing)} on {day}: load their prices first"
+    with date_locks(engine, dates, wait_log=progress):
+        history = max(f.window for f in factors) + 1
+        data = load_window(engine, symbols, dates, history)
+        symbol_returns = data.returns.loc[:, list(symbols)]
+        r2: dict[str, list[float]] = {}
+        for day in sorted(dates):
+            stamp = pd.Timestamp(day)
+            missing = [etf for etf in REGRESSOR_ETFS if np.isnan(data.closes.at[stamp, etf])]
+            if missing:
+                raise MissingRegressorError(
+                    f"no close for regressor ETF(s) {', '.join(missing)} on {day}: load their prices first"
+                )
+            priced = data.closes.loc[stamp, list(symbols)].notna()
+            rows = compute_factor_exposures(
+                symbol_returns.loc[:stamp], data.etf_returns.loc[:stamp], stamp, factors=factors, priced_on_date=priced
             )
-        priced = data.closes.loc[stamp, list(symbols)].notna()
-        rows = compute_factor_exposures(
-            symbol_returns.loc[:stamp], data.etf_returns.loc[:stamp], stamp, factors=factors, priced_on_date=priced
-        )
-        with engine.begin() as conn:
-            report.rows_written += exposure_store.write_exposures(conn, day, rows)
-            with_beta = rows.loc[rows["beta"].notna(), "symbol"].unique().tolist()
-            universe.record_progress(conn, with_beta, last_factor_date=day)
-        report.insufficient += int((rows["quality"] == QUALITY_INSUFFICIENT).sum())
-        report.capped += int((rows["quality"] == QUALITY_CAPPED).sum())
-        for name, group in rows.groupby("factor"):
-            r2.setdefault(name, []).extend(group["r_squared"].dropna().tolist())
-        progress(f"betas: {day} done ({len(symbols)} symbols, {len(factors)} factors)")
+            with engine.begin() as conn:
+                report.rows_written += exposure_store.write_exposures(conn, day, rows)
+                with_beta = rows.loc[rows["beta"].notna(), "symbol"].unique().tolist()
+                universe.record_progress(conn, with_beta, last_factor_date=day)
+            report.insufficient += int((rows["quality"] == QUALITY_INSUFFICIENT).sum())
+            report.capped += int((rows["quality"] == QUALITY_CAPPED).sum())
+            for name, group in rows.groupby("factor"):
+                r2.setdefault(name, []).extend(group["r_squared"].dropna().tolist())
+            progress(f"betas: {day} done ({len(symbols)} symbols, {len(factors)} factors)")
     report.median_r_squared = {k: float(np.median(v)) for k, v in r2.items() if v}
     report.seconds = time.perf_counter() - started
     return report
@@ -230,17 +235,18 @@ def compute_metrics(engine: Engine, symbols: Sequence[str], dates: Sequence[dt.d
     """symbol_daily_metrics for each date: returns, volatilities and the day's betas side by side."""
     if not symbols or not dates:
         return 0
-    data = load_window(engine, symbols, dates, METRICS_SESSIONS)
-    written = 0
-    for day in sorted(dates):
-        stamp = pd.Timestamp(day)
-        metrics = daily_metrics(data.closes.loc[:stamp, list(symbols)], data.returns.loc[:stamp, list(symbols)], stamp)
-        with engine.begin() as conn:
-            betas = exposure_store.read_exposures(conn, day, symbols if len(symbols) <= 500 else None)
-            if not betas.empty:
-                wide = betas.pivot(index="symbol", columns="factor", values="beta")
-                metrics = metrics.join(wide.reindex(columns=[f.name for f in FACTORS]), how="left")
-            written += exposure_store.write_metrics(conn, day, metrics)
+    with date_locks(engine, dates):
+        data = load_window(engine, symbols, dates, METRICS_SESSIONS)
+        written = 0
+        for day in sorted(dates):
+            stamp = pd.Timestamp(day)
+            metrics = daily_metrics(data.closes.loc[:stamp, list(symbols)], data.returns.loc[:stamp, list(symbols)], stamp)
+            with engine.begin() as conn:
+                betas = exposure_store.read_exposures(conn, day, symbols if len(symbols) <= 500 else None)
+                if not betas.empty:
+                    wide = betas.pivot(index="symbol", columns="factor", values="beta")
+                    metrics = metrics.join(wide.reindex(columns=[f.name for f in FACTORS]), how="left")
+                written += exposure_store.write_metrics(conn, day, metrics)
     return written
 
 

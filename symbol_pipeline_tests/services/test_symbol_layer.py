@@ -165,3 +165,25 @@ def test_unknown_symbols_are_recorded_not_raised(engine, market):
     assert "unknown" in status.error_message
 
 
+
+
+def test_a_run_waits_for_another_writing_the_same_date(engine, market):
+    """Every writer takes the date's lock: a second run on the same date waits, then writes."""
+    import threading
+
+    from symbol_pipeline.storage.locks import date_locks
+
+    symbols = market.universe()[:3]
+    _run(engine, market, symbols, [DAY])
+    waited: list[str] = []
+    with date_locks(engine, [DAY]):
+        worker = threading.Thread(
+            target=lambda: symbol_layer.compute_betas(engine, symbols, [DAY], progress=waited.append)
+        )
+        worker.start()
+        worker.join(timeout=2)
+        assert worker.is_alive(), "compute_betas wrote while another run held the date"
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    assert waited[0] == f"waiting for another run writing {DAY.isoformat()}"
+    assert waited[-1].startswith(f"betas: {DAY} done")
