@@ -53,7 +53,7 @@ def get_settings() -> Settings:
         price_source=os.environ.get("SYMBOL_PIPELINE_PRICE_SOURCE", "synthetic"),
         partitions_start=os.environ.get("SYMBOL_PIPELINE_PARTITIONS_START", DEFAULT_HISTORY_START),
         synthetic_seed=int(os.environ.get("SYMBOL_PIPELINE_SYNTHETIC_SEED", "7")),
-        synthetic_universe_size=int(os.environ.get("SYMBOL_PIPELINE_SYNTHETIC_SYMBOLS", "200")),
+        synthetic_universe_size=int(os.environ.get("SYMBOL_PIPELINE_SYNTHETIC_SYMBOLS", "350")),
         schedule_cron=os.environ.get("SYMBOL_PIPELINE_SCHEDULE_CRON", "0 21 * * 1-5"),
         schedule_timezone=os.environ.get("SYMBOL_PIPELINE_SCHEDULE_TIMEZONE", "America/New_York"),
         alert_webhook_url=os.environ.get("SYMBOL_PIPELINE_ALERT_WEBHOOK_URL") or None,
