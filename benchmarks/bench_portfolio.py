@@ -15,7 +15,6 @@ Uses its own database (default sp_portfolio_bench, recreated each run) on 127.0.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import json
 import os

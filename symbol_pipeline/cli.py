@@ -172,6 +172,7 @@ def cmd_symbols(args: argparse.Namespace) -> int:
             print(
                 f"{symbol}\t{status.status}\tlast prices {status.last_price_date or '-'}\t"
                 f"last factors {status.last_factor_date or '-'}"
+                + (f" (stale: the universe is at {status.latest_factor_date})" if status.stale else "")
                 + (f"\tqueue {status.queue_status}" if status.queue_status else "")
                 + (f"\terror: {status.error_message}" if status.error_message else "")
             )

@@ -1,6 +1,10 @@
+import os
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -10,17 +14,13 @@ def real_prices_dir() -> Path:
     """The shared real adjusted closes (read in place, never copied into the repo)."""
     path = REPO_ROOT.parent / "shared" / "data" / "real-prices"
     if not path.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"real prices not found at {path}: CI must hold the kernels to them")
         pytest.skip(f"real prices not found at {path}")
     return path
 
 
 # --- databases -------------------------------------------------------------------------------
-import os  # noqa: E402
-import uuid  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
-
-import sqlalchemy as sa  # noqa: E402
-
 PG_ADMIN_URL = os.environ.get("SYMBOL_PIPELINE_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
 

@@ -138,6 +138,7 @@ def create_app(engine_url: str | None = None) -> FastAPI:
             "reason": status.error_message if status.status == "error" else None,
             "queue_status": status.queue_status,
             "latest_factors_date": (latest or status.last_factor_date),
+            "stale": status.stale,
         }
 
     @app.get("/api/v1/symbols/{symbol}/factors", tags=["symbols"])

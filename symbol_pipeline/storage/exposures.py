@@ -9,26 +9,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from symbol_pipeline.lib.factor_model import EXPOSURE_COLUMNS
 from symbol_pipeline.storage.engine import read_frame, upsert_frame
 from symbol_pipeline.storage.schema import symbol_daily_metrics, symbol_factor_exposures
 
-EXPOSURE_COLUMNS = (
-    "symbol",
-    "factor",
-    "beta",
-    "beta_uncapped",
-    "capped",
-    "alpha",
-    "r_squared",
-    "std_error",
-    "observations",
-    "method",
-    "window",
-    "min_observations",
-    "ridge_alpha",
-    "beta_cap",
-    "quality",
-)
 
 
 def write_exposures(conn: Connection, date: dt.date, rows: pd.DataFrame) -> int:

@@ -40,6 +40,15 @@ class SymbolStatus:
     last_factor_date: dt.date | None
     error_message: str | None
     queue_status: str | None
+    # The universe's newest factor date; an active symbol behind it serves older betas (stale).
+    latest_factor_date: dt.date | None = None
+
+    @property
+    def stale(self) -> bool:
+        """Its betas are older than the newest any symbol has: its last run failed for it."""
+        if self.latest_factor_date is None:
+            return False
+        return self.last_factor_date is None or self.last_factor_date < self.latest_factor_date
 
 
 def seed_reference_data(conn: Connection) -> None:
@@ -175,6 +184,9 @@ def symbol_status(conn: Connection, symbol: str) -> SymbolStatus | None:
     ).first()
     if row is None:
         return None
+    latest = conn.execute(
+        sa.select(sa.func.max(symbol_universe.c.last_factor_date)).where(symbol_universe.c.status == STATUS_ACTIVE)
+    ).scalar()
     return SymbolStatus(
         symbol=row.symbol,
         status=row.status,
@@ -182,7 +194,15 @@ def symbol_status(conn: Connection, symbol: str) -> SymbolStatus | None:
         last_factor_date=row.last_factor_date,
         error_message=row.error_message or (queue.error_message if queue else None),
         queue_status=queue.status if queue else None,
+        latest_factor_date=_as_date(latest),
     )
+
+
+def _as_date(value) -> dt.date | None:
+    """SQLite hands aggregates of DATE columns back as text."""
+    if value is None or isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
 
 
 def fail_pending_without_prices(engine, failures: dict[str, str]) -> list[str]:

@@ -3,14 +3,12 @@ environment the project reads, and a persistent Dagster instance in tmp_path."""
 
 from __future__ import annotations
 
-import uuid
 import warnings
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 BATCHING_ENV = {"DAGSTER_EVENT_BATCH_SIZE": "1000", "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
@@ -18,67 +16,15 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 
 def pg_url(name: str) -> str:
-    return f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    from symbol_pipeline_tests.conftest import PG_ADMIN_URL
 
-
-def _admin():
-    import psycopg2
-
-    conn = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", connect_timeout=5)
-    conn.autocommit = True
-    return conn
-
-
-def postgres_available() -> bool:
-    try:
-        _admin().close()
-        return True
-    except Exception:  # noqa: BLE001
-        return False
-
-
-def create_pg_database(prefix: str = "sp_ops_t") -> str:
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    conn = _admin()
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    return name
-
-
-def drop_pg_database(name: str) -> None:
-    """Drop one of this suite's own databases (never anyone else's: the name is ours)."""
-    assert name.startswith("sp_ops_")
-    from symbol_pipeline.storage.engine import cached_engine
-
-    cached_engine.cache_clear()
-    conn = _admin()
-    with conn.cursor() as cur:
-        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    conn.close()
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
 
 
 @pytest.fixture
-def fresh_pg_database():
-    if not postgres_available():
-        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
-    names: list[str] = []
-
-    def make(prefix: str = "sp_ops_t") -> str:
-        names.append(create_pg_database(prefix))
-        return names[-1]
-
-    yield make
-    for name in names:
-        drop_pg_database(name)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request, tmp_path: Path, fresh_pg_database) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'symbol_pipeline.sqlite'}"
-    return pg_url(fresh_pg_database())
+def fresh_pg_database(new_pg_database):
+    """Factory of fresh PostgreSQL databases by name (the root conftest creates and drops them)."""
+    return lambda prefix="sp_ops_t": new_pg_database(prefix).rsplit("/", 1)[1]
 
 
 @pytest.fixture
@@ -143,21 +89,3 @@ def defs(request):
     from symbol_pipeline.definitions import build_definitions
 
     return build_definitions()
-
-
-def with_operations(definitions: dg.Definitions) -> dg.Definitions:
-    """The Definitions plus the schedules and sensors of this package (until definitions.py wires them)."""
-    from symbol_pipeline.defs.symbols.schedules import SYMBOL_SCHEDULES
-    from symbol_pipeline.defs.symbols.sensors import SYMBOL_SENSORS
-
-    names = {s.name for s in definitions.schedules or []} | {s.name for s in definitions.sensors or []}
-    extra = [d for d in (*SYMBOL_SCHEDULES, *SYMBOL_SENSORS) if d.name not in names]
-    if not extra:
-        return definitions
-    return dg.Definitions.merge(
-        definitions,
-        dg.Definitions(
-            schedules=[d for d in extra if isinstance(d, dg.ScheduleDefinition)],
-            sensors=[d for d in extra if not isinstance(d, dg.ScheduleDefinition)],
-        ),
-    )

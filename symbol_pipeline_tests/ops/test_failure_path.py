@@ -84,18 +84,16 @@ def test_one_failing_symbol(ops_env, engine, instance, capsys):
     # Still active (an outage is not an unknown ticker), but its betas are a session behind.
     assert msft.status == "active" and msft.last_factor_date == YESTERDAY and msft.last_price_date == YESTERDAY
     assert aapl.last_factor_date == TODAY
+    assert msft.stale and not aapl.stale
 
     # What a reader gets for MSFT as of today: yesterday's betas, flagged stale.
-    try:
-        from symbol_pipeline.storage import portfolios as portfolio_store
-    except ImportError:
-        portfolio_store = None
-    if portfolio_store is not None and hasattr(portfolio_store, "latest_betas"):
-        with engine.connect() as conn:
-            betas, dates = portfolio_store.latest_betas(conn, ["MSFT"], TODAY, TODAY)
-        assert (betas == betas).all()  # no NaN: every factor served
-        assert {str(d)[:10] for d in dates.ravel()} == {YESTERDAY.isoformat()}
+    from symbol_pipeline.storage import portfolios as portfolio_store
+
+    with engine.connect() as conn:
+        betas, dates = portfolio_store.latest_betas(conn, ["MSFT"], TODAY, TODAY)
+    assert (betas == betas).all()  # no NaN: every factor served
+    assert {str(d)[:10] for d in dates.ravel()} == {YESTERDAY.isoformat()}
 
     assert cli.main(["symbols", "status", "MSFT"]) == 0
     line = capsys.readouterr().out
-    assert "active" in line and f"last factors {YESTERDAY}" in line
+    assert "active" in line and f"last factors {YESTERDAY} (stale: the universe is at {TODAY})" in line

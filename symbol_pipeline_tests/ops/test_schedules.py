@@ -7,7 +7,6 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from symbol_pipeline_tests.ops.conftest import with_operations
 from symbol_pipeline.defs.symbols.schedules import (
     RUN_KIND_TAG,
     factor_returns_daily_schedule,
@@ -22,7 +21,7 @@ def _tick(instance, day: dt.date, schedule=symbol_daily_schedule):
     from symbol_pipeline.definitions import build_definitions
 
     when = dt.datetime(day.year, day.month, day.day, 21, 0, tzinfo=NY)
-    repository = with_operations(build_definitions()).get_repository_def()
+    repository = build_definitions().get_repository_def()
     context = dg.build_schedule_context(instance=instance, scheduled_execution_time=when, repository_def=repository)
     return schedule.evaluate_tick(context)
 

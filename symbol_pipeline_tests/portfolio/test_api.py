@@ -127,6 +127,7 @@ def test_symbols_endpoints(api):
     h = _auth(keys["alice"])
     st = client.get("/api/v1/symbols/aaa/status", headers=h).json()
     assert st["status"] == "ready" and st["latest_factors_date"] == CALC_DATE.isoformat()
+    assert st["stale"] is False
     assert client.get("/api/v1/symbols/BAD/status", headers=h).json()["status"] == "error"
     assert client.get("/api/v1/symbols/NOPE/status", headers=h).status_code == 404
     assert client.get("/api/v1/symbols/A%7CB/status", headers=h).status_code == 422
