@@ -1,4 +1,10 @@
-"""Symbol-layer assets. Each reads the dates × symbols of its run and calls services.symbol_layer."""
+"""Symbol-layer assets. Each reads the dates × symbols of its run and calls services.symbol_layer.
+
+The six date × symbol assets are one subsettable multi-asset: the windows between them
+(a beta on D reads 180 sessions of its symbol's prices) are declared, but stay inside one step.
+Across steps Dagster would enumerate every upstream partition of those windows for data-version
+provenance: 1.8 million keys for 10,000 symbols, about a minute of a daily run.
+"""
 
 
 import time
@@ -52,39 +58,6 @@ def _run_scope(context: dg.AssetExecutionContext, database: DatabaseResource):
 
 
 @dg.asset(
-    partitions_def=symbol_date_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    retry_policy=dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL),
-    check_specs=checks.PRICE_CHECKS,
-    kinds={"python", "sql"},
-    group_name="symbols",
-)
-def symbol_prices(
-    context: dg.AssetExecutionContext, database: DatabaseResource, price_source: PriceSourceResource
-) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """Daily raw closes, dividends and splits per symbol, with the history the betas need."""
-    engine, dates, symbols, skipped = _run_scope(context, database)
-    # The regressor ETFs come along: every beta of these dates needs their window too.
-    wanted = list(dict.fromkeys([*symbols, *REGRESSOR_ETFS]))
-    report = symbol_layer.load_prices(engine, price_source.source(), wanted, dates, progress=context.log.info)
-    failed_pending = universe.fail_pending_without_prices(engine, report.failures)
-    yield dg.MaterializeResult(
-        metadata={
-            "symbols": len(symbols),
-            "dates": len(dates),
-            "symbols_fetched": report.symbols_fetched,
-            "rows_written": report.rows_written,
-            "fetch_failures": len(report.failures),
-            "failed_symbols": dg.MetadataValue.json(dict(sorted(report.failures.items())[:50])),
-            "onboarding_errors": len(failed_pending),
-            "skipped_inactive": len(skipped),
-            "seconds": round(report.seconds, 3),
-        }
-    )
-    yield from checks.price_checks(engine, symbols, dates)
-
-
-@dg.asset(
     partitions_def=trading_date_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     retry_policy=dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL),
@@ -112,43 +85,111 @@ def factor_returns(
     )
 
 
-_BETA_DEPS = [
-    # The window, declared: a beta on D reads its symbol's prices over the 180 sessions up to D.
-    # Dagster therefore treats a beta as downstream of every price session in its window, and a
-    # UI backfill that selects prices extends to the betas up to 180 sessions after the range;
-    # those betas load any prices they lack themselves (ensure_regressor_prices).
-    dg.AssetDep(symbol_prices, partition_mapping=_window_on_prices(LONGEST_WINDOW)),
-    dg.AssetDep(factor_returns, partition_mapping=dg.MultiToSingleDimensionPartitionMapping(DATE_DIMENSION)),
+PRICES, METRICS = "symbol_prices", "symbol_daily_metrics"
+_PRICE_WINDOW = _window_on_prices(LONGEST_WINDOW)
+_FACTOR_RETURNS_DEP = dg.AssetDep(
+    "factor_returns", partition_mapping=dg.MultiToSingleDimensionPartitionMapping(DATE_DIMENSION)
+)
+_BETA_DESCRIPTIONS = {
+    "market_beta": "90-session OLS beta of each symbol to SPY.",
+    "ir_beta": "90-session OLS beta of each symbol to TLT.",
+    "ridge_factor_betas": "90-session joint ridge betas to VTV, VUG, MTUM, QUAL, IWM and USMV.",
+    "spread_factor_betas": "180-session OLS betas to the four factor spreads.",
+}
+
+
+def _spec(name: str, description: str, deps: list) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        name, description=description, deps=deps, partitions_def=symbol_date_partitions,
+        group_name="symbols", kinds={"python", "sql"}, skippable=True,
+    )
+
+
+SYMBOL_LAYER_SPECS = [
+    _spec(PRICES, "Daily raw closes, dividends and splits per symbol, with the history the betas need.", []),
+    *[
+        # The window, declared: Dagster treats a beta as downstream of every price session in
+        # it, so a UI backfill selecting prices extends to the betas whose windows hold them;
+        # those load any price they lack (ensure_regressor_prices).
+        _spec(name, description, [dg.AssetDep(PRICES, partition_mapping=_PRICE_WINDOW), _FACTOR_RETURNS_DEP])
+        for name, description in _BETA_DESCRIPTIONS.items()
+    ],
+    _spec(
+        METRICS,
+        "Last close, 1d to 252d returns, 21d and 63d volatility, and the day's betas per symbol.",
+        # One mapping per upstream key in a multi-asset: the betas' 180 sessions. The 252-session
+        # return reads further back; the step loads that history itself (load_prices).
+        [*_BETA_DESCRIPTIONS, dg.AssetDep(PRICES, partition_mapping=_PRICE_WINDOW)],
+    ),
 ]
 
 
 @dg.multi_asset(
-    specs=[
-        dg.AssetSpec(name, deps=_BETA_DEPS, partitions_def=symbol_date_partitions, group_name="symbols",
-                     kinds={"python", "sql"}, description=description)
-        for name, description in (
-            ("market_beta", "90-session OLS beta of each symbol to SPY."),
-            ("ir_beta", "90-session OLS beta of each symbol to TLT."),
-            ("ridge_factor_betas", "90-session joint ridge betas to VTV, VUG, MTUM, QUAL, IWM and USMV."),
-            ("spread_factor_betas", "180-session OLS betas to the four factor spreads."),
-        )
-    ],
-    check_specs=checks.BETA_CHECKS,
+    name="symbol_layer",
+    specs=SYMBOL_LAYER_SPECS,
+    check_specs=[*checks.PRICE_CHECKS, *checks.BETA_CHECKS],
     partitions_def=symbol_date_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
+    retry_policy=dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL),
     can_subset=True,
 )
-def symbol_factor_betas(
+def symbol_layer_assets(
     context: dg.AssetExecutionContext, database: DatabaseResource, price_source: PriceSourceResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Prices, then the betas of the selected families, then the daily metrics, in that order."""
     engine, dates, symbols, skipped = _run_scope(context, database)
-    symbol_layer.ensure_regressor_prices(engine, price_source.source(), symbols, dates, progress=context.log.info)
-    selected = [key.path[-1] for key in context.selected_asset_keys]
-    factor_names = {name for asset in selected for name in BETA_FAMILIES[asset]}
+    selected = {key.path[-1] for key in context.selected_asset_keys}
+    source = price_source.source()
+    if PRICES in selected:
+        events, failed = _prices(context, engine, source, dates, symbols, skipped)
+        yield from events
+        # Symbols whose onboarding just failed (unknown ticker, no data) get no beta rows.
+        symbols = [s for s in symbols if s not in failed]
+    else:
+        # Betas or metrics without their prices (a UI subset, or a backfill's later windows).
+        symbol_layer.ensure_regressor_prices(engine, source, symbols, dates, progress=context.log.info)
+    beta_assets = [name for name in _BETA_DESCRIPTIONS if name in selected]
+    if beta_assets:
+        yield from _betas(context, engine, dates, symbols, skipped, beta_assets)
+    if METRICS in selected:
+        started = time.perf_counter()
+        written = symbol_layer.compute_metrics(engine, symbols, dates)
+        yield dg.MaterializeResult(
+            asset_key=METRICS,
+            metadata={"rows_written": written, "skipped_inactive": len(skipped),
+                      "seconds": round(time.perf_counter() - started, 3)},
+        )
+
+
+def _prices(context, engine, source, dates, symbols, skipped) -> tuple[list, set[str]]:
+    """The prices step's events, and the pending symbols it turned to `error`."""
+    # The regressor ETFs come along: every beta of these dates needs their window too.
+    wanted = list(dict.fromkeys([*symbols, *REGRESSOR_ETFS]))
+    report = symbol_layer.load_prices(engine, source, wanted, dates, progress=context.log.info)
+    failed_pending = universe.fail_pending_without_prices(engine, report.failures)
+    result = dg.MaterializeResult(
+        asset_key=PRICES,
+        metadata={
+            "symbols": len(symbols),
+            "dates": len(dates),
+            "symbols_fetched": report.symbols_fetched,
+            "rows_written": report.rows_written,
+            "fetch_failures": len(report.failures),
+            "failed_symbols": dg.MetadataValue.json(dict(sorted(report.failures.items())[:50])),
+            "onboarding_errors": len(failed_pending),
+            "skipped_inactive": len(skipped),
+            "seconds": round(report.seconds, 3),
+        },
+    )
+    return [result, *checks.price_checks(engine, symbols, dates)], set(failed_pending)
+
+
+def _betas(context, engine, dates, symbols, skipped, beta_assets):
+    factor_names = {name for asset in beta_assets for name in BETA_FAMILIES[asset]}
     factors = [f for f in FACTORS if f.name in factor_names]
     report = symbol_layer.compute_betas(engine, symbols, dates, factors, progress=context.log.info)
     universe.settle_pending(engine, symbols)
-    for asset in selected:
+    for asset in beta_assets:
         yield dg.MaterializeResult(
             asset_key=asset,
             metadata={
@@ -166,34 +207,7 @@ def symbol_factor_betas(
                 "seconds": round(report.seconds, 3),
             },
         )
-    yield from checks.beta_checks(engine, symbols, dates, selected)
+    yield from checks.beta_checks(engine, symbols, dates, beta_assets)
 
 
-@dg.asset(
-    partitions_def=symbol_date_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[
-        dg.AssetDep("market_beta"),
-        dg.AssetDep("ir_beta"),
-        dg.AssetDep("ridge_factor_betas"),
-        dg.AssetDep("spread_factor_betas"),
-        dg.AssetDep(symbol_prices, partition_mapping=_window_on_prices(symbol_layer.METRICS_SESSIONS - 1)),
-    ],
-    kinds={"python", "sql"},
-    group_name="symbols",
-)
-def symbol_daily_metrics(
-    context: dg.AssetExecutionContext, database: DatabaseResource, price_source: PriceSourceResource
-) -> dg.MaterializeResult:
-    """Last close, 1d to 252d returns, 21d and 63d volatility, and the day's betas per symbol."""
-    started = time.perf_counter()
-    engine, dates, symbols, skipped = _run_scope(context, database)
-    symbol_layer.ensure_regressor_prices(engine, price_source.source(), symbols, dates, progress=context.log.info)
-    written = symbol_layer.compute_metrics(engine, symbols, dates)
-    return dg.MaterializeResult(
-        metadata={"rows_written": written, "skipped_inactive": len(skipped),
-                  "seconds": round(time.perf_counter() - started, 3)}
-    )
-
-
-SYMBOL_LAYER_ASSETS = [symbol_prices, factor_returns, symbol_factor_betas, symbol_daily_metrics]
+SYMBOL_LAYER_ASSETS = [factor_returns, symbol_layer_assets]
