@@ -213,6 +213,10 @@ def main() -> int:
             bench_onboarding(work)
         for size in (int(s) for s in args.sizes.split(",") if s):
             bench_daily(size, work)
+    import resource
+
+    # ru_maxrss is the peak of this whole process: the largest run, its history pre-load included.
+    print(f"peak memory (RSS) of the benchmark process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     return 0
 
 

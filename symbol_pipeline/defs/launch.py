@@ -20,9 +20,6 @@ from symbol_pipeline.lib.factors import REGRESSOR_ETFS
 
 Progress = Callable[[str], None]
 
-# One line per partition at DEBUG would bury the progress of a 10,000-symbol run.
-QUIET_LOGGING = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-
 
 def get_instance() -> dg.DagsterInstance:
     """DAGSTER_HOME when set; else the repository's dagster.yaml (as `dagster dev` uses it)."""
@@ -94,9 +91,7 @@ def run_symbol_layer(
     etf_job = defs.resolve_job_def("factor_returns_job")
     tags = {"dagster/asset_partition_range_start": d1, "dagster/asset_partition_range_end": d2}
     progress(f"factor_returns {d1}..{d2}")
-    result = etf_job.execute_in_process(
-        instance=instance, tags=tags, raise_on_error=False, run_config=QUIET_LOGGING
-    )
+    result = etf_job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
     run_ids.append(result.run_id)
     if not result.success:
         return LaunchResult(run_ids, False)
@@ -106,7 +101,7 @@ def run_symbol_layer(
     for first, last in blocks:
         progress(f"symbol layer {d1}..{d2} × symbols {first}..{last}")
         result = job.execute_in_process(
-            instance=instance, tags=range_tags(d1, d2, first, last), raise_on_error=False, run_config=QUIET_LOGGING
+            instance=instance, tags=range_tags(d1, d2, first, last), raise_on_error=False
         )
         run_ids.append(result.run_id)
         if not result.success:
