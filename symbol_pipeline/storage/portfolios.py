@@ -357,20 +357,7 @@ def _positions_snapshot_stmt(with_as_of: bool) -> sa.Select:
     """Built once: on the hot path, building and hashing a statement costs more than running it."""
     px = symbol_prices_daily
     pid = sa.bindparam("pid", type_=PortfolioId)
-    as_of = sa.bindparam("as_of", type_=sa.Date) if with_as_of else None
-
-    def latest(table: sa.Table, non_null: sa.ColumnElement | None = None):
-        stmt = sa.select(sa.func.max(table.c.date))
-        if as_of is not None:
-            stmt = stmt.where(table.c.date <= as_of)
-        if non_null is not None:
-            stmt = stmt.where(non_null.is_not(None))
-        return stmt.scalar_subquery()
-
-    dates = sa.select(
-        latest(symbol_prices_daily).label("prices_date"),
-        latest(symbol_factor_exposures, symbol_factor_exposures.c.beta).label("betas_date"),
-    ).subquery("dates")
+    dates = _dates_subquery(sa.bindparam("as_of", type_=sa.Date) if with_as_of else None)
     open_pos = (
         sa.select(positions.c.portfolio_id, positions.c.symbol, positions.c.quantity, positions.c.entry_price)
         .where(positions.c.portfolio_id == pid, positions.c.exit_date.is_(None))
