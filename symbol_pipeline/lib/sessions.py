@@ -73,6 +73,12 @@ def latest_completed_session(now: pd.Timestamp | None = None) -> dt.date:
     return session.date()
 
 
+def all_sessions() -> pd.DatetimeIndex:
+    """Every session the calendar knows, from its start to about a year ahead."""
+    cal = _calendar()
+    return cal.sessions_in_range(cal.first_session, cal.last_session)
+
+
 def last_known_session() -> dt.date:
     """The calendar knows holidays about a year ahead of today."""
     return _calendar().last_session.date()

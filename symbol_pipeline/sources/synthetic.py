@@ -199,8 +199,7 @@ _CAL_CACHE: dict[str, object] = {}
 def _calendar_index() -> pd.DatetimeIndex:
     """Every NYSE session the calendar knows, tz-naive; position = global session index."""
     if "idx" not in _CAL_CACHE:
-        cal = _sessions._calendar()
-        _CAL_CACHE["idx"] = _sessions.sessions_between(cal.first_session, cal.last_session)
+        _CAL_CACHE["idx"] = _sessions.all_sessions()
     return _CAL_CACHE["idx"]  # type: ignore[return-value]
 
 

@@ -14,7 +14,15 @@ from sqlalchemy.engine import Engine
 
 from symbol_pipeline.storage.engine import is_postgres
 from symbol_pipeline.storage.schema import symbol_onboarding_queue as queue
-from symbol_pipeline.storage.universe import QUEUE_PENDING, QUEUE_PROCESSING
+from symbol_pipeline.storage.universe import (
+    QUEUE_FAILED,
+    QUEUE_PENDING,
+    QUEUE_PROCESSING,
+    STATUS_ERROR,
+    STATUS_PENDING,
+    known_symbols,
+    set_status,
+)
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,28 @@ def claim_batch(engine: Engine, limit: int, *, reclaim_after_id: int | None = No
             if updated:
                 claimed.append(QueueRow(row.id, row.symbol, row.priority, row.requested_by))
     return claimed
+
+
+def fail_processing(engine: Engine, ids: list[int], reason: str) -> int:
+    """Rows of a failed onboarding run: `failed` with the reason, their symbols `error`.
+
+    Only rows still `processing` change: a row the run had already settled keeps its outcome.
+    """
+    if not ids:
+        return 0
+    now = dt.datetime.now(dt.timezone.utc)
+    with engine.begin() as conn:
+        rows = conn.execute(
+            sa.select(queue.c.id, queue.c.symbol).where(queue.c.id.in_(ids), queue.c.status == QUEUE_PROCESSING)
+        ).all()
+        for row in rows:
+            conn.execute(
+                queue.update().where(queue.c.id == row.id)
+                .values(status=QUEUE_FAILED, error_message=reason, completed_at=now)
+            )
+            if known_symbols(conn, [row.symbol]).get(row.symbol) == STATUS_PENDING:
+                set_status(conn, row.symbol, STATUS_ERROR, reason)
+    return len(rows)
 
 
 def queue_rows(engine: Engine, symbols: list[str] | None = None) -> list[dict]:

@@ -162,8 +162,8 @@ def _failing_job():
     _broken()
 
 
-def _failure_context(instance, url):
-    result = _failing_job.execute_in_process(instance=instance, raise_on_error=False)
+def _failure_context(instance, url, tags=None):
+    result = _failing_job.execute_in_process(instance=instance, raise_on_error=False, tags=tags)
     assert not result.success
     event = instance.get_event_records(
         dg.EventRecordsFilter(event_type=dg.DagsterEventType.RUN_FAILURE), limit=1
@@ -196,3 +196,19 @@ def test_an_unreachable_webhook_is_recorded_not_raised(sqlite_env, engine, insta
     with engine.connect() as conn:
         alert = conn.execute(sa.select(pipeline_alerts)).one()
     assert alert.webhook_status.startswith("error")
+
+
+def test_a_failed_onboarding_run_fails_its_queue_rows(sqlite_env, engine, instance):
+    """Rows the run claimed turn `failed` with the reason; their pending symbols turn `error`."""
+    with engine.begin() as conn:
+        universe.enqueue_symbols(conn, ["AAPL", "MSFT"], requested_by="test")
+    claimed = onboarding.claim_batch(engine, 10)
+    aapl = next(r.id for r in claimed if r.symbol == "AAPL")
+    _, context = _failure_context(instance, sqlite_env, tags={sensors.QUEUE_IDS_TAG: str(aapl)})
+    sensors.run_failure_sensor(context)
+    rows = {r["symbol"]: r for r in onboarding.queue_rows(engine)}
+    assert rows["AAPL"]["status"] == "failed" and "failed" in rows["AAPL"]["error_message"]
+    assert rows["MSFT"]["status"] == "processing"  # not this run's row
+    with engine.connect() as conn:
+        status = universe.symbol_status(conn, "AAPL")
+    assert status.status == "error" and status.error_message.startswith("onboarding run")

@@ -206,9 +206,11 @@ def run_failure_sensor(context: dg.RunFailureSensorContext, database: DatabaseRe
     extra = {
         "tags": {k: v for k, v in run.tags.items() if k.startswith(("dagster/asset_partition", "dagster/partition", "symbol_pipeline/"))},
     }
-    _, status = alert_run_failure(
-        database.engine(), run.run_id, run.job_name, message, get_settings().alert_webhook_url, extra
-    )
+    engine = database.engine()
+    _, status = alert_run_failure(engine, run.run_id, run.job_name, message, get_settings().alert_webhook_url, extra)
+    # A failed onboarding run leaves its symbols `error` with the reason, not `processing` forever.
+    ids = [int(i) for i in run.tags.get(QUEUE_IDS_TAG, "").split(",") if i.strip().isdigit()]
+    onboarding.fail_processing(engine, ids, f"onboarding run {run.run_id} failed: {message}"[:2000])
     context.log.info(f"alert recorded for run {run.run_id}" + (f"; webhook {status}" if status else ""))
 
 
