@@ -43,6 +43,23 @@ class FetchResult:
     failures: dict[str, str] = field(default_factory=dict)
 
 
+def split_valid_symbols(symbols: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """The valid tickers, upper-cased and de-duplicated in order, and a reason for each invalid one.
+
+    Every source starts a fetch with this: one bad ticker is a failure, never an exception.
+    """
+    from symbol_pipeline.lib.symbols import InvalidSymbolError, validate_symbol
+
+    valid: dict[str, None] = {}
+    failures: dict[str, str] = {}
+    for raw in symbols:
+        try:
+            valid.setdefault(validate_symbol(raw), None)
+        except InvalidSymbolError as exc:
+            failures[str(raw)] = str(exc)
+    return list(valid), failures
+
+
 def empty_prices() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="float64") for c in PRICE_COLUMNS}).astype(
         {"symbol": "object", "date": "object"}

@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from symbol_pipeline.lib.symbols import InvalidSymbolError, validate_symbol
-from symbol_pipeline.sources.base import PRICE_COLUMNS, FetchResult, PriceSource, empty_prices
+from symbol_pipeline.sources.base import PRICE_COLUMNS, FetchResult, PriceSource, split_valid_symbols, empty_prices
 
 
 class MalformedFileError(ValueError):
@@ -106,18 +105,9 @@ class CsvDirectorySource(PriceSource):
 
     def fetch(self, symbols: Sequence[str], start: dt.date, end: dt.date) -> FetchResult:
         start, end = pd.Timestamp(start).date(), pd.Timestamp(end).date()
-        failures: dict[str, str] = {}
+        valid, failures = split_valid_symbols(symbols)
         frames: list[pd.DataFrame] = []
-        seen: set[str] = set()
-        for raw in symbols:
-            try:
-                symbol = validate_symbol(raw)
-            except InvalidSymbolError as exc:
-                failures[str(raw)] = str(exc)
-                continue
-            if symbol in seen:
-                continue
-            seen.add(symbol)
+        for symbol in valid:
             path = self._path(symbol)
             if not path.is_file():
                 failures[symbol] = f"no data file {path}"

@@ -43,8 +43,8 @@ from symbol_pipeline.lib.factors import (
     RIDGE_FACTORS,
     SPREAD_FACTORS,
 )
-from symbol_pipeline.lib.symbols import InvalidSymbolError, validate_symbol
-from symbol_pipeline.sources.base import PRICE_COLUMNS, FetchResult, PriceSource, UnknownSymbolError, empty_prices
+from symbol_pipeline.lib.symbols import validate_symbol
+from symbol_pipeline.sources.base import PRICE_COLUMNS, FetchResult, PriceSource, split_valid_symbols, UnknownSymbolError, empty_prices
 
 # --- the factor ETFs -------------------------------------------------------------------------
 
@@ -515,20 +515,10 @@ class SyntheticMarket(PriceSource):
         }
 
     def fetch(self, symbols: Sequence[str], start: dt.date, end: dt.date) -> FetchResult:
-        failures: dict[str, str] = {}
-        known: dict[str, None] = {}
-        for raw in symbols:
-            try:
-                s = validate_symbol(raw)
-            except InvalidSymbolError as exc:
-                failures[str(raw)] = str(exc)
-                continue
-            if self.knows(s):
-                known.setdefault(s, None)
-            else:
-                failures[s] = "unknown ticker"
+        valid, failures = split_valid_symbols(symbols)
+        syms = [s for s in valid if self.knows(s)]
+        failures.update({s: "unknown ticker" for s in valid if not self.knows(s)})
         w0, w1 = self._window(start, end)
-        syms = list(known)
         if not syms or w1 < w0:
             return FetchResult(empty_prices(), failures)
 

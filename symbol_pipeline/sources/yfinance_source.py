@@ -27,8 +27,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from symbol_pipeline.lib.symbols import InvalidSymbolError, validate_symbol
-from symbol_pipeline.sources.base import PRICE_COLUMNS, FetchResult, PriceSource, empty_prices
+from symbol_pipeline.sources.base import PRICE_COLUMNS, FetchResult, PriceSource, split_valid_symbols, empty_prices
 
 log = logging.getLogger(__name__)
 
@@ -162,14 +161,7 @@ class YFinanceSource(PriceSource):
 
     def fetch(self, symbols: Sequence[str], start: dt.date, end: dt.date) -> FetchResult:
         start, end = pd.Timestamp(start).date(), pd.Timestamp(end).date()
-        failures: dict[str, str] = {}
-        wanted: dict[str, None] = {}
-        for raw in symbols:
-            try:
-                wanted.setdefault(validate_symbol(raw), None)
-            except InvalidSymbolError as exc:
-                failures[str(raw)] = str(exc)
-        tickers = list(wanted)
+        tickers, failures = split_valid_symbols(symbols)
         frames: list[pd.DataFrame] = []
         for i in range(0, len(tickers), self.chunk_size):
             chunk = tickers[i : i + self.chunk_size]
