@@ -296,7 +296,7 @@ def delete_cache(conn: Connection, portfolio_id: str | None = None) -> int:
 # --- reading the symbol layer -----------------------------------------------------------------
 
 
-def _max_date_stmt(table: sa.Table, as_of: dt.date | None, non_null: sa.ColumnElement | None = None):
+def _max_date_stmt(table: sa.Table, as_of: dt.date | sa.BindParameter | None, non_null: sa.ColumnElement | None = None):
     stmt = sa.select(sa.func.max(table.c.date))
     if as_of is not None:
         stmt = stmt.where(table.c.date <= as_of)
@@ -318,18 +318,9 @@ def snapshot_dates(conn: Connection, as_of: dt.date | None) -> tuple[dt.date | N
 
 def _dates_subquery(as_of: sa.BindParameter | None) -> sa.Subquery:
     """One row: the latest price date and the latest session with a non-NULL beta, on or before as_of."""
-
-    def latest(table: sa.Table, non_null: sa.ColumnElement | None = None):
-        stmt = sa.select(sa.func.max(table.c.date))
-        if as_of is not None:
-            stmt = stmt.where(table.c.date <= as_of)
-        if non_null is not None:
-            stmt = stmt.where(non_null.is_not(None))
-        return stmt.scalar_subquery()
-
     return sa.select(
-        latest(symbol_prices_daily).label("prices_date"),
-        latest(symbol_factor_exposures, symbol_factor_exposures.c.beta).label("betas_date"),
+        _max_date_stmt(symbol_prices_daily, as_of).label("prices_date"),
+        _max_date_stmt(symbol_factor_exposures, as_of, symbol_factor_exposures.c.beta).label("betas_date"),
     ).subquery("dates")
 
 
