@@ -80,6 +80,7 @@ def _event_log_bytes(db: str) -> int:
 
 
 def bench_onboarding(work: Path) -> None:
+    import dagster as dg
     import pandas as pd
 
     from symbol_pipeline.definitions import build_definitions
@@ -88,21 +89,19 @@ def bench_onboarding(work: Path) -> None:
     from symbol_pipeline.storage import universe
     from symbol_pipeline.storage.database import get_engine
 
-    import dagster as dg
-
     dagster_db, data_db = _new_db("dagster"), _new_db("data")
     try:
         os.environ["SYMBOL_PIPELINE_DATABASE_URL"] = PG + data_db
-        engine = get_engine()
+        engine = get_engine(PG + data_db)
         instance = _pg_instance(dagster_db, work / "home_onboarding")
         job = build_definitions().resolve_job_def("symbol_layer_job")
         sensors._now = lambda: pd.Timestamp("2024-06-14 22:30", tz="UTC")
         # Warm up imports and the regressors' history, as a running deployment has them.
+        from symbol_pipeline.lib.factors import REGRESSOR_ETFS
         from symbol_pipeline.services.symbol_layer import load_prices
         from symbol_pipeline.sources.synthetic import SyntheticMarket
-        from symbol_pipeline.lib.factors import REGRESSOR_ETFS
 
-        load_prices(engine, SyntheticMarket(), list(REGRESSOR_ETFS), [SESSION])
+        load_prices(engine, SyntheticMarket(seed=7, n_symbols=350), list(REGRESSOR_ETFS), [SESSION])  # the default settings' market
         for symbol in ("AAPL", "MSFT"):
             t0 = time.perf_counter()
             with engine.begin() as conn:
@@ -126,7 +125,7 @@ def bench_onboarding(work: Path) -> None:
         instance.dispose()
         engine.dispose()
     finally:
-        from symbol_pipeline.storage.engine import cached_engine
+        from symbol_pipeline.storage.dialect import cached_engine
 
         cached_engine.cache_clear()
         _drop_db(dagster_db)
@@ -143,14 +142,14 @@ def bench_daily(size: int, work: Path) -> None:
     from symbol_pipeline.sources.synthetic import SyntheticMarket
     from symbol_pipeline.storage import universe
     from symbol_pipeline.storage.database import get_engine
-    from symbol_pipeline.storage.engine import cached_engine
+    from symbol_pipeline.storage.dialect import cached_engine
 
     dagster_db, data_db = _new_db("dagster"), _new_db("data")
     try:
         os.environ["SYMBOL_PIPELINE_DATABASE_URL"] = PG + data_db
         os.environ["SYMBOL_PIPELINE_SYNTHETIC_SYMBOLS"] = str(size)
-        engine = get_engine()
-        market = SyntheticMarket(n_symbols=size)
+        engine = get_engine(PG + data_db)
+        market = SyntheticMarket(seed=7, n_symbols=size)  # the default settings' seed
         symbols = [*REGRESSOR_ETFS, *market.universe()]
         t0 = time.perf_counter()
         report = load_prices(engine, market, symbols, [SESSION - dt.timedelta(days=1)])

@@ -51,9 +51,10 @@ def seed(url: str, n_portfolios: int, n_positions: int, n_symbols: int, seed: in
     """Symbols with betas and closes, ETF history, one user owning n_portfolios × n_positions. Returns ids, key."""
     from symbol_pipeline.lib.factors import FACTOR_NAMES, REGRESSOR_ETFS
     from symbol_pipeline.lib.sessions import sessions_ending
-    from symbol_pipeline.services import portfolios as svc
-    from symbol_pipeline.storage import portfolios as store
+    from symbol_pipeline.services import portfolio as svc
     from symbol_pipeline.storage.database import get_engine
+    from symbol_pipeline.storage.dialect import bulk_insert
+    from symbol_pipeline.storage.portfolio_schema import portfolios, positions
     from symbol_pipeline.storage.schema import symbol_factor_exposures, symbol_prices_daily, symbol_universe
 
     rng = np.random.default_rng(seed)
@@ -76,13 +77,13 @@ def seed(url: str, n_portfolios: int, n_positions: int, n_symbols: int, seed: in
     pids = [str(uuid.UUID(int=int(rng.integers(0, 2**63)) << 64 | i)) for i in range(n_portfolios)]
     with engine.begin() as conn:
         conn.execute(symbol_universe.insert(), [{"symbol": s, "status": "active"} for s in symbols])
-        store._bulk_insert(conn, symbol_prices_daily, pd.concat([closes, etf], ignore_index=True))
-        store._bulk_insert(conn, symbol_factor_exposures, betas)
-        store._bulk_insert(conn, store.portfolios, pd.DataFrame(
+        bulk_insert(conn, symbol_prices_daily, pd.concat([closes, etf], ignore_index=True))
+        bulk_insert(conn, symbol_factor_exposures, betas)
+        bulk_insert(conn, portfolios, pd.DataFrame(
             {"id": pids, "owner_id": user.id, "name": "bench", "equity": rng.uniform(1e5, 1e7, n_portfolios),
              "currency": "USD"}))
         k = n_portfolios * n_positions
-        store._bulk_insert(conn, store.positions, pd.DataFrame({
+        bulk_insert(conn, positions, pd.DataFrame({
             "portfolio_id": np.repeat(pids, n_positions),
             "symbol": np.array(symbols)[rng.integers(0, n_symbols, k)],
             "quantity": np.round(rng.normal(100, 300, k)) + 0.5,  # never zero; shorts included
@@ -97,12 +98,13 @@ def seed(url: str, n_portfolios: int, n_positions: int, n_symbols: int, seed: in
 def bench_materialisation(url: str) -> dict:
     import dagster as dg
 
-    from symbol_pipeline.defs.portfolio_assets import portfolio_factor_exposures, run_config_for
+    from symbol_pipeline.defs.portfolios.assets import portfolio_factor_exposures
     from symbol_pipeline.defs.resources import DatabaseResource
+    from symbol_pipeline.runs.submit import portfolio_run_config
 
     started = time.perf_counter()
     result = dg.materialize([portfolio_factor_exposures], resources={"database": DatabaseResource(url=url)},
-                            run_config={"ops": {"portfolio_factor_exposures": run_config_for([])["ops"][
+                            run_config={"ops": {"portfolio_factor_exposures": portfolio_run_config([])["ops"][
                                 "portfolio_factor_exposures"]}})
     wall = time.perf_counter() - started
     meta = result.asset_materializations_for_node("portfolio_factor_exposures")[0].metadata
@@ -111,8 +113,8 @@ def bench_materialisation(url: str) -> dict:
 
 
 def bench_service(url: str, pids: list[str], n: int) -> dict:
-    from symbol_pipeline.services import portfolios as svc
-    from symbol_pipeline.storage.portfolios import serving_engine
+    from symbol_pipeline.services import portfolio as svc
+    from symbol_pipeline.storage.dialect import serving_engine
 
     engine = serving_engine(url)  # the API's engine
     miss, hit = [], []
@@ -221,7 +223,7 @@ def bench_http(url: str, key: str, pids: list[str], seconds: float, clients: int
     port = _free_port()
     env = {**os.environ, "SYMBOL_PIPELINE_DATABASE_URL": url}
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "symbol_pipeline.api.app:create_app", "--factory", "--host", SERVER_HOST,
+        [sys.executable, "-m", "uvicorn", "symbol_pipeline.api.app:app_from_environment", "--factory", "--host", SERVER_HOST,
          "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log",
          "--loop", "uvloop", "--http", "httptools"],
         env=env,

@@ -21,6 +21,26 @@ CREATE TABLE IF NOT EXISTS pipeline_alerts (
 	PRIMARY KEY (id)
 );
 
+CREATE TABLE IF NOT EXISTS pipeline_run_requests (
+	id SERIAL NOT NULL, 
+	kind VARCHAR(16) NOT NULL, 
+	first_date DATE NOT NULL, 
+	last_date DATE NOT NULL, 
+	symbols TEXT, 
+	requested_by VARCHAR(64) NOT NULL, 
+	status VARCHAR(16) DEFAULT 'requested' NOT NULL, 
+	run_ids TEXT DEFAULT '' NOT NULL, 
+	message TEXT, 
+	active_key VARCHAR(40), 
+	created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL, 
+	updated_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL, 
+	PRIMARY KEY (id), 
+	CONSTRAINT ck_pipeline_run_requests_kind CHECK (kind IN ('daily', 'backfill', 'onboard')), 
+	CONSTRAINT ck_pipeline_run_requests_status CHECK (status IN ('requested', 'running', 'succeeded', 'failed'))
+);
+
+CREATE UNIQUE INDEX IF NOT EXISTS ux_pipeline_run_requests_active_key ON pipeline_run_requests (active_key);
+
 CREATE TABLE IF NOT EXISTS portfolio_analytics_cache (
 	portfolio_id UUID NOT NULL, 
 	cache_type VARCHAR(32) NOT NULL, 

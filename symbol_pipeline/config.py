@@ -11,7 +11,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+# Re-exported: the entry points normalise URLs they read; the rule lives with the other dialect code.
+from symbol_pipeline.storage.dialect import normalise_database_url
+
 DEFAULT_HISTORY_START = "2023-01-03"
+DATABASE_URL_ENV = "SYMBOL_PIPELINE_DATABASE_URL"
+ALERT_WEBHOOK_ENV = "SYMBOL_PIPELINE_ALERT_WEBHOOK_URL"
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,7 @@ class Settings:
     schedule_cron: str
     schedule_timezone: str
     alert_webhook_url: str | None
+    scenarios_file: str | None
 
     @property
     def is_postgres(self) -> bool:
@@ -35,18 +41,9 @@ def _data_dir() -> Path:
     return Path(os.environ.get("SYMBOL_PIPELINE_DATA_DIR", "data")).resolve()
 
 
-def normalise_database_url(url: str) -> str:
-    """Pin PostgreSQL URLs to psycopg2, the driver this project installs (REFERENCE.md §3)."""
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://") :]
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg2://" + url[len("postgresql://") :]
-    return url
-
-
 def get_settings() -> Settings:
     data_dir = _data_dir()
-    url = os.environ.get("SYMBOL_PIPELINE_DATABASE_URL") or f"sqlite:///{data_dir / 'symbol_pipeline.sqlite'}"
+    url = os.environ.get(DATABASE_URL_ENV) or f"sqlite:///{data_dir / 'symbol_pipeline.sqlite'}"
     return Settings(
         data_dir=data_dir,
         database_url=normalise_database_url(url),
@@ -56,7 +53,8 @@ def get_settings() -> Settings:
         synthetic_universe_size=int(os.environ.get("SYMBOL_PIPELINE_SYNTHETIC_SYMBOLS", "350")),
         schedule_cron=os.environ.get("SYMBOL_PIPELINE_SCHEDULE_CRON", "0 21 * * 1-5"),
         schedule_timezone=os.environ.get("SYMBOL_PIPELINE_SCHEDULE_TIMEZONE", "America/New_York"),
-        alert_webhook_url=os.environ.get("SYMBOL_PIPELINE_ALERT_WEBHOOK_URL") or None,
+        alert_webhook_url=os.environ.get(ALERT_WEBHOOK_ENV) or None,
+        scenarios_file=os.environ.get("SYMBOL_PIPELINE_SCENARIOS_FILE") or None,
     )
 
 

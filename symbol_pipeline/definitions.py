@@ -2,30 +2,48 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
-from symbol_pipeline.config import get_settings
-from symbol_pipeline.defs.portfolio_assets import PORTFOLIO_ASSETS, portfolio_exposures_job, position_change_sensor
-from symbol_pipeline.defs.resources import DatabaseResource, PriceSourceResource
-from symbol_pipeline.defs.symbols.assets import SYMBOL_LAYER_ASSETS
-from symbol_pipeline.defs.symbols.jobs import factor_returns_job, symbol_layer_job
-from symbol_pipeline.defs.symbols.schedules import SYMBOL_SCHEDULES
-from symbol_pipeline.defs.symbols.sensors import SYMBOL_SENSORS
+from symbol_pipeline.config import ALERT_WEBHOOK_ENV, DATABASE_URL_ENV, Settings, get_settings
+from symbol_pipeline.defs.portfolios import build_portfolio_defs
+from symbol_pipeline.defs.resources import (
+    AlertWebhookResource,
+    DatabaseResource,
+    StressScenariosResource,
+    price_source_resource,
+)
+from symbol_pipeline.defs.symbols import build_symbol_defs
 
 
-def build_definitions() -> dg.Definitions:
-    """Definitions for the current environment: database and price source from the settings."""
-    settings = get_settings()
-    return dg.Definitions(
-        assets=[*SYMBOL_LAYER_ASSETS, *PORTFOLIO_ASSETS],
-        jobs=[factor_returns_job, symbol_layer_job, portfolio_exposures_job],
-        schedules=SYMBOL_SCHEDULES,
-        sensors=[*SYMBOL_SENSORS, position_change_sensor],
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    """Definitions for `settings` (default: the environment's): partitions, schedules, resources."""
+    settings = settings or get_settings()
+    symbols = build_symbol_defs(
+        partitions_start=settings.partitions_start,
+        schedule_cron=settings.schedule_cron,
+        schedule_timezone=settings.schedule_timezone,
+    )
+    resources = dg.Definitions(
         resources={
-            "database": DatabaseResource(url=settings.database_url),
-            "price_source": PriceSourceResource(spec=settings.price_source),
+            # A URL from the environment may hold a password: Dagster resolves the EnvVar at run
+            # time and shows only its name in the UI and GraphQL. The SQLite default holds none.
+            "database": DatabaseResource(
+                url=dg.EnvVar(DATABASE_URL_ENV) if os.environ.get(DATABASE_URL_ENV) else settings.database_url
+            ),
+            "price_source": price_source_resource(
+                settings.price_source,
+                synthetic_seed=settings.synthetic_seed,
+                synthetic_universe_size=settings.synthetic_universe_size,
+            ),
+            "stress_scenarios": StressScenariosResource(extra_file=settings.scenarios_file),
+            "alert_webhook": AlertWebhookResource(
+                url=dg.EnvVar(ALERT_WEBHOOK_ENV) if settings.alert_webhook_url else None
+            ),
         },
     )
+    return dg.Definitions.merge(symbols, build_portfolio_defs(), resources)
 
 
 defs = build_definitions()

@@ -1,10 +1,16 @@
 import os
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import sqlalchemy as sa
+
+from symbol_pipeline.definitions import build_definitions
+from symbol_pipeline.storage.database import get_engine
+from symbol_pipeline.storage.dialect import cached_engine
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,7 +37,7 @@ def pg_available() -> bool:
             conn.execute(sa.text("SELECT 1"))
         engine.dispose()
         return True
-    except Exception:  # noqa: BLE001 - any failure means "no server"
+    except Exception:
         return False
 
 
@@ -53,8 +59,6 @@ def new_pg_database() -> Iterator[Callable[[str], str]]:
         return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
 
     yield create
-    from symbol_pipeline.storage.engine import cached_engine
-
     cached_engine.cache_clear()
     with admin.connect() as conn:
         for name in created:
@@ -83,3 +87,81 @@ def pipeline_env(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("SYMBOL_PIPELINE_SYNTHETIC_SYMBOLS", "20")
     monkeypatch.chdir(tmp_path)
     return data
+
+
+# --- environments for Dagster tests: a fresh database, the settings the project reads, an instance
+BATCHING_ENV = {"DAGSTER_EVENT_BATCH_SIZE": "1000", "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
+
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+
+
+def pg_database_url(name: str) -> str:
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture
+def fresh_pg_database(new_pg_database):
+    """Factory of fresh PostgreSQL databases by name (the root conftest creates and drops them)."""
+    return lambda prefix="sp_ops_t": new_pg_database(prefix).rsplit("/", 1)[1]
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'symbol_pipeline.sqlite'}"
+
+
+def _set_env(monkeypatch, tmp_path: Path, url: str) -> None:
+    home = tmp_path / "dagster_home"
+    home.mkdir(exist_ok=True)
+    monkeypatch.setenv("SYMBOL_PIPELINE_DATABASE_URL", url)
+    monkeypatch.setenv("SYMBOL_PIPELINE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SYMBOL_PIPELINE_PRICE_SOURCE", "synthetic")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.delenv("SYMBOL_PIPELINE_ALERT_WEBHOOK_URL", raising=False)
+    for key, value in BATCHING_ENV.items():
+        monkeypatch.setenv(key, value)
+
+
+@pytest.fixture
+def ops_env(monkeypatch, tmp_path: Path, database_url: str) -> str:
+    """Environment for one test on `database_url`; returns the URL."""
+    _set_env(monkeypatch, tmp_path, database_url)
+    return database_url
+
+
+@pytest.fixture
+def sqlite_env(monkeypatch, tmp_path: Path, sqlite_url: str) -> str:
+    _set_env(monkeypatch, tmp_path, sqlite_url)
+    return sqlite_url
+
+
+@pytest.fixture
+def engine(request):
+    """The project engine for the test's environment (schema created)."""
+    for name in ("ops_env", "sqlite_env"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name)
+    from symbol_pipeline.config import get_settings
+
+    engine = get_engine(get_settings().database_url)
+    yield engine
+    engine.dispose()
+    cached_engine.cache_clear()
+
+
+@pytest.fixture
+def instance(tmp_path: Path):
+    path = tmp_path / "dagster_instance"
+    path.mkdir()
+    with dg.DagsterInstance.local_temp(str(path)) as inst:
+        yield inst
+
+
+@pytest.fixture
+def defs(request):
+    """The real Definitions, built after the test's environment is set."""
+    for name in ("ops_env", "sqlite_env"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name)
+    return build_definitions()

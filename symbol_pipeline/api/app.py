@@ -1,12 +1,18 @@
-"""The HTTP API: a thin FastAPI layer over services.portfolios. Every request needs a bearer API key.
+"""The HTTP API: a thin FastAPI layer over the portfolio service. Every request needs a bearer API key.
 
 A user sees only their own portfolios (another user's is a 404, like a missing one); admin
 endpoints need an admin key. Bad input is a 4xx with a message and writes nothing.
+
+An entry point: `api_settings()` reads the environment, `create_app(settings)` reads nothing,
+and `app_from_environment` is the factory for `uvicorn --factory`.
 """
 
 
 import contextlib
 import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -16,10 +22,12 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, field_validator
 from sqlalchemy.engine import Engine
 
+from symbol_pipeline.config import get_settings, normalise_database_url
 from symbol_pipeline.lib.symbols import InvalidSymbolError, validate_symbol
-from symbol_pipeline.services import portfolios as service
-from symbol_pipeline.storage import portfolios as store
-from symbol_pipeline.storage.universe import symbol_status
+from symbol_pipeline.runs.requests import daily_batch_status, request_daily_symbol_batch
+from symbol_pipeline.services import portfolio as service
+from symbol_pipeline.services import symbols as symbol_service
+from symbol_pipeline.services.serving import SERVING_THREADS, open_serving_engine
 
 Number = StrictInt | StrictFloat
 
@@ -63,18 +71,43 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=status)
 
 
-def create_app(engine_url: str | None = None) -> FastAPI:
-    """The application over the database at engine_url (default: the project's settings)."""
-    from symbol_pipeline.storage.database import get_engine
+@dataclass(frozen=True)
+class ApiSettings:
+    """What the API process is given: its database, the Dagster data folder the admin endpoints
+    launch runs in, how long an accepted key is remembered, and an extra stress scenarios file."""
 
-    from symbol_pipeline.config import get_settings, normalise_database_url
+    database_url: str
+    data_dir: Path
+    auth_cache_seconds: float = service.DEFAULT_AUTH_CACHE_SECONDS
+    scenarios_file: str | None = None
 
-    url = normalise_database_url(engine_url or get_settings().database_url)
-    get_engine(url)  # creates or upgrades the tables
-    engine: Engine = store.serving_engine(url)
+
+def api_settings(database_url: str | None = None) -> ApiSettings:
+    """The API's settings from the environment (`database_url` overrides the configured one)."""
+    settings = get_settings()
+    return ApiSettings(
+        database_url=normalise_database_url(database_url or settings.database_url),
+        data_dir=settings.data_dir,
+        auth_cache_seconds=float(os.environ.get("SYMBOL_PIPELINE_AUTH_CACHE_SECONDS",
+                                                service.DEFAULT_AUTH_CACHE_SECONDS)),
+        scenarios_file=os.environ.get("SYMBOL_PIPELINE_SCENARIOS_FILE") or None,
+    )
+
+
+def app_from_environment() -> FastAPI:
+    """The application configured from the environment: `uvicorn symbol_pipeline.api.app:app_from_environment --factory`."""
+    return create_app(api_settings())
+
+
+def create_app(settings: ApiSettings) -> FastAPI:
+    """The application over the database of `settings` (its tables created or upgraded here)."""
+    engine: Engine = open_serving_engine(settings.database_url)
+    remember_seconds = settings.auth_cache_seconds
+    data_dir = settings.data_dir
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI):
-        anyio.to_thread.current_default_thread_limiter().total_tokens = store.SERVING_THREADS
+        anyio.to_thread.current_default_thread_limiter().total_tokens = SERVING_THREADS
         yield
 
     app = FastAPI(title="symbol_pipeline portfolio API", version="1", lifespan=lifespan,
@@ -103,7 +136,7 @@ def create_app(engine_url: str | None = None) -> FastAPI:
         if scheme.lower() == "bearer" and key:
             found = service.remembered_user(key)
             if found is None:
-                found = await run_in_threadpool(service.authenticate, engine, key)
+                found = await run_in_threadpool(service.authenticate, engine, key, remember_seconds)
         if found is None:
             raise HTTPException(401, "missing or invalid API key (Authorization: Bearer <key>)",
                                 headers={"WWW-Authenticate": "Bearer"})
@@ -127,29 +160,19 @@ def create_app(engine_url: str | None = None) -> FastAPI:
     def get_symbol_status(symbol: str, _: Caller) -> dict[str, Any]:
         """`ready` (active in the universe) | `pending` | `error` with its reason | `delisted`; latest factors date."""
         symbol = checked_symbol(symbol)
-        with engine.connect() as conn:
-            status = symbol_status(conn, symbol)
-            latest = store.latest_factor_date(conn, symbol) if status else None
+        status = symbol_service.symbol_status_document(engine, symbol)
         if status is None:
             raise HTTPException(404, f"symbol {symbol} is not in the universe; add a position to queue it")
-        return {
-            "symbol": symbol,
-            "status": "ready" if status.status == "active" else status.status,
-            "reason": status.error_message if status.status == "error" else None,
-            "queue_status": status.queue_status,
-            "latest_factors_date": (latest or status.last_factor_date),
-            "stale": status.stale,
-        }
+        return status
 
     @app.get("/api/v1/symbols/{symbol}/factors", tags=["symbols"])
     def get_symbol_factors(symbol: str, _: Caller, date: dt.date | None = None) -> dict[str, Any]:
         """The twelve betas with r², observations and quality on `date` (default: the latest)."""
         symbol = checked_symbol(symbol)
-        with engine.connect() as conn:
-            day, rows = store.symbol_factor_rows(conn, symbol, date)
+        day, rows = symbol_service.symbol_factors(engine, symbol, date)
         if not rows:
             raise HTTPException(404, f"no factors for {symbol}" + (f" on {date}" if date else ""))
-        return {"symbol": symbol, "date": day, "factors": [dict(r._mapping) for r in rows]}
+        return {"symbol": symbol, "date": day, "factors": rows}
 
     @app.post("/api/v1/portfolios", status_code=201, tags=["portfolios"])
     def create_portfolio(body: PortfolioIn, caller: Caller) -> dict[str, Any]:
@@ -180,25 +203,19 @@ def create_app(engine_url: str | None = None) -> FastAPI:
         scenario: Annotated[list[str] | None, Query(description="Scenario names (default: all)")] = None,
     ) -> dict[str, Any]:
         """Per scenario and factor model: direct and correlated P&L and each factor's contribution (headline: market)."""
-        return service.run_stress_test(engine, portfolio_id, date, scenario, owner_id=caller.id)
-
-    def _launch_module():
-        try:
-            from symbol_pipeline.defs.launch import launch_symbol_batch, symbol_batch_status
-        except ImportError as exc:
-            raise HTTPException(503, f"launching the symbol batch is not available in this deployment: {exc}") from None
-        return launch_symbol_batch, symbol_batch_status
+        return service.run_stress_test(engine, portfolio_id, date, scenario, owner_id=caller.id,
+                                       scenarios_file=settings.scenarios_file)
 
     @app.post("/api/v1/admin/symbol-batch/run", status_code=202, tags=["admin"])
-    def run_symbol_batch(_: Admin, body: SymbolBatchIn | None = None) -> Any:
-        """Launch the daily symbol run through Dagster."""
-        launch, _status = _launch_module()
-        return launch(date=body.date if body else None)
+    def run_symbol_batch(caller: Admin, body: SymbolBatchIn | None = None) -> Any:
+        """Ask the Dagster daemon for the daily symbol run (a request its sensor starts): 202 with the
+        request id; 409 while a daily run of that date is requested, queued or running; 503 without a daemon."""
+        status, reply = request_daily_symbol_batch(engine, data_dir, body.date if body else None, f"api:{caller.name}")
+        return reply if status == 202 else JSONResponse(reply, status_code=status)
 
     @app.get("/api/v1/admin/symbol-batch/status", tags=["admin"])
     def get_symbol_batch_status(_: Admin) -> Any:
-        """The state of the latest symbol run."""
-        _launch, status = _launch_module()
-        return status()
+        """The latest daily symbol run (not onboarding nor backfill runs) with its counts."""
+        return daily_batch_status(data_dir)
 
     return app

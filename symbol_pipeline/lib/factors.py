@@ -63,3 +63,16 @@ QUALITY_INSUFFICIENT = "insufficient_data"
 QUALITY_CAPPED = "capped"
 QUALITY_ZERO_VARIANCE = "zero_variance"
 QUALITY_NO_PRICE = "no_price_on_date"
+
+# The four groups of betas, each stored and shown as one asset of the symbol layer.
+BETA_GROUPS: dict[str, tuple[str, ...]] = {
+    "market_beta": ("market_beta",),
+    "ir_beta": ("ir_beta",),
+    "ridge_factor_betas": tuple(f.name for f in RIDGE_FACTORS),
+    "spread_factor_betas": tuple(f.name for f in SPREAD_FACTORS),
+}
+
+
+def with_regressor_etfs(symbols) -> list[str]:
+    """`symbols` followed by the regressor ETFs, each once, in order: what a symbol-layer run covers."""
+    return list(dict.fromkeys([*symbols, *REGRESSOR_ETFS]))

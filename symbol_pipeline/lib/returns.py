@@ -8,10 +8,16 @@ gap. The kernel then works on ``(T, N)`` arrays.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+
+from symbol_pipeline.lib.sessions import previous_session, sessions_between
+
+# A one-day total return beyond this is taken for a data error (a missing split adjustment, say).
+ABSURD_RETURN = 0.5
 
 # Columns a source may leave out: an adjusted-close source has no corporate actions.
 _DEFAULTS = {"dividend": 0.0, "split_ratio": 1.0}
@@ -141,3 +147,38 @@ def total_returns(prices: pd.DataFrame, sessions: Sequence | pd.DatetimeIndex) -
     arrays, symbols = _wide_arrays(prices, index, ["close", "dividend", "split_ratio"])
     values = total_returns_array(arrays["close"], arrays["dividend"], arrays["split_ratio"])
     return pd.DataFrame(values, index=index, columns=symbols)
+
+
+def price_anomalies(prices: pd.DataFrame, symbols: Sequence[str], dates: Sequence[dt.date]) -> dict[str, list[str]]:
+    """What looks wrong in the prices of a run's `symbols` on its `dates`, each a sorted list of symbols.
+
+    Parameters
+    ----------
+    prices : DataFrame
+        Long: ``symbol``, ``date`` (Timestamp), ``close``, ``dividend``, ``split_ratio``, from the
+        session before min(dates) to max(dates), so that the first date has a return.
+    symbols, dates
+        The run's symbols and sessions.
+
+    Returns
+    -------
+    dict
+        ``non_positive``: a close at or below zero on one of the dates; ``repeated``: a close equal
+        to the previous session's; ``missing``: no row on one of the dates; ``absurd``: a total
+        return beyond ±ABSURD_RETURN.
+    """
+    wanted = pd.DatetimeIndex(pd.to_datetime(list(dates)))
+    grid = sessions_between(previous_session(min(dates)), max(dates))
+    returns = total_returns(prices, grid).loc[wanted]  # (len(dates), N)
+    closes = closes_wide(prices, grid)
+    repeated = (closes.diff() == 0).loc[wanted]
+    on_dates = prices[pd.to_datetime(prices["date"]).isin(wanted)]
+    have = pd.MultiIndex.from_arrays([on_dates["symbol"], pd.to_datetime(on_dates["date"])])
+    every = pd.MultiIndex.from_product([list(symbols), wanted])
+    absurd = returns.abs() > ABSURD_RETURN
+    return {
+        "non_positive": sorted(on_dates.loc[on_dates["close"] <= 0, "symbol"].unique()),
+        "repeated": sorted(repeated.columns[repeated.any(axis=0)].tolist()),
+        "missing": sorted(set(every[~every.isin(have)].get_level_values(0))),
+        "absurd": sorted(absurd.columns[absurd.any(axis=0)].tolist()),
+    }

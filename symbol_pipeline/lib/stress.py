@@ -1,4 +1,4 @@
-"""Stress tests (REFERENCE.md §1 "Stress testing"). Pure numpy/pandas, no project imports.
+"""Stress tests (REFERENCE.md §1 "Stress testing"). Pure numpy/pandas; returns from `lib.returns`.
 
 A scenario shocks some of the eight factor ETFs (rates through TLT: m_TLT = −16.5 × Δy,
 Δy in decimal so +100 bp = +0.01 ⇒ TLT −16.5 %). The correlated path moves every unshocked
@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+from symbol_pipeline.lib.returns import total_returns
 
 EWMA_LAMBDA = 0.94
 COVARIANCE_SESSIONS = 252
@@ -54,16 +56,10 @@ class Scenario:
 def etf_returns(prices: pd.DataFrame, sessions: pd.DatetimeIndex, etfs: Sequence[str]) -> pd.DataFrame:
     """Daily total returns, shape (T, N) = (len(sessions) − 1, len(etfs)), NaN where a close is missing.
 
-    prices: rows symbol, date, close, dividend, split_ratio. Reindexed to `sessions` first, so
-    no return spans a gap: r_t = (close_t + div_t) × split_t / close_(t−1) − 1.
+    prices: rows symbol, date, close, dividend, split_ratio, at most one per (symbol, date). Put on
+    the `sessions` grid first, so no return spans a gap; the formula is `returns.total_returns_array`.
     """
-    frame = prices.assign(date=pd.to_datetime(prices["date"]))
-    close = frame.pivot(index="date", columns="symbol", values="close").reindex(index=sessions, columns=list(etfs))
-    div = frame.pivot(index="date", columns="symbol", values="dividend").reindex(index=sessions, columns=list(etfs))
-    split = frame.pivot(index="date", columns="symbol", values="split_ratio").reindex(
-        index=sessions, columns=list(etfs)
-    )
-    returns = (close + div.fillna(0.0)) * split.fillna(1.0) / close.shift(1) - 1.0
+    returns = total_returns(prices, sessions).reindex(columns=pd.Index(list(etfs), name="symbol"))
     return returns.iloc[1:].astype(float)
 
 

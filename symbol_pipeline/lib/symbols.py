@@ -40,3 +40,25 @@ def validate_symbols(raw: Iterable[str]) -> list[str]:
 def parse_symbol_list(text: str) -> list[str]:
     """Parse a comma-separated CLI argument such as 'AAPL,brk-b'."""
     return validate_symbols(part for part in text.split(",") if part.strip())
+
+
+def contiguous_blocks(symbols: Iterable[str], order: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
+    """(first, last) pairs of runs of `symbols` that are adjacent in `order`.
+
+    A partition range covers every key between its ends, so a subset of symbols needs one
+    range per block of neighbours in the dynamic partition's order.
+    """
+    wanted = set(symbols)
+    blocks: list[tuple[str, str]] = []
+    start: str | None = None
+    previous: str | None = None
+    for key in order:
+        if key in wanted:
+            start = start or key
+            previous = key
+        elif start is not None:
+            blocks.append((start, previous))
+            start = None
+    if start is not None:
+        blocks.append((start, previous))
+    return blocks

@@ -27,11 +27,12 @@ from symbol_pipeline.lib.factors import (
     QUALITY_INSUFFICIENT,
     REGRESSOR_ETFS,
     FactorSpec,
+    with_regressor_etfs,
 )
 from symbol_pipeline.lib.metrics import daily_metrics
 from symbol_pipeline.lib.returns import closes_wide, total_returns
 from symbol_pipeline.sources.base import PriceSource
-from symbol_pipeline.storage import exposures as exposure_store
+from symbol_pipeline.storage import betas as beta_store
 from symbol_pipeline.storage import prices as price_store
 from symbol_pipeline.storage import universe
 from symbol_pipeline.storage.locks import date_locks
@@ -72,6 +73,7 @@ def load_prices(
     *,
     history_sessions: int = PRICE_HISTORY_SESSIONS,
     progress: Progress = _quiet,
+    on_fetched: Callable[[pd.DataFrame], None] | None = None,
 ) -> PriceLoadReport:
     """Make sure the closes that `dates` need are stored for `symbols`, fetching what is missing.
 
@@ -98,6 +100,8 @@ def load_prices(
             for offset in range(0, len(group), FETCH_BATCH):
                 batch = group[offset : offset + FETCH_BATCH]
                 result = source.fetch(batch, first, end)
+                if on_fetched is not None:
+                    on_fetched(result.prices)
                 with engine.begin() as conn:
                     report.rows_written += price_store.write_prices(conn, result.prices, source.name)
                     price_store.record_fetch_failures(conn, result.failures, first, end, source.name)
@@ -125,7 +129,7 @@ def ensure_regressor_prices(
         stored = price_store.count_rows_on(conn, REGRESSOR_ETFS, dates)
     if stored == len(REGRESSOR_ETFS) * len(set(dates)):
         return None
-    return load_prices(engine, source, list(dict.fromkeys([*symbols, *REGRESSOR_ETFS])), dates, progress=progress)
+    return load_prices(engine, source, with_regressor_etfs(symbols), dates, progress=progress)
 
 
 def _missing_ranges(
@@ -218,7 +222,7 @@ def compute_betas(
                 symbol_returns.loc[:stamp], data.etf_returns.loc[:stamp], stamp, factors=factors, priced_on_date=priced
             )
             with engine.begin() as conn:
-                report.rows_written += exposure_store.write_exposures(conn, day, rows)
+                report.rows_written += beta_store.write_exposures(conn, day, rows)
                 with_beta = rows.loc[rows["beta"].notna(), "symbol"].unique().tolist()
                 universe.record_progress(conn, with_beta, last_factor_date=day)
             report.insufficient += int((rows["quality"] == QUALITY_INSUFFICIENT).sum())
@@ -242,16 +246,12 @@ def compute_metrics(engine: Engine, symbols: Sequence[str], dates: Sequence[dt.d
             stamp = pd.Timestamp(day)
             metrics = daily_metrics(data.closes.loc[:stamp, list(symbols)], data.returns.loc[:stamp, list(symbols)], stamp)
             with engine.begin() as conn:
-                betas = exposure_store.read_exposures(conn, day, symbols if len(symbols) <= 500 else None)
+                betas = beta_store.read_exposures(conn, day, symbols if len(symbols) <= 500 else None)
                 if not betas.empty:
                     wide = betas.pivot(index="symbol", columns="factor", values="beta")
                     metrics = metrics.join(wide.reindex(columns=[f.name for f in FACTORS]), how="left")
-                written += exposure_store.write_metrics(conn, day, metrics)
+                written += beta_store.write_metrics(conn, day, metrics)
     return written
-
-
-def parse_partition_date(key: str) -> dt.date:
-    return dt.date.fromisoformat(key.split("|")[0])
 
 
 def etf_returns_on(engine: Engine, day: dt.date) -> dict[str, float]:

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from symbol_pipeline.lib.symbols import InvalidSymbolError, validate_symbol
+
 # Columns of a price frame, one row per (symbol, date) with a close.
 PRICE_COLUMNS: tuple[str, ...] = (
     "symbol",
@@ -48,8 +50,6 @@ def split_valid_symbols(symbols: Sequence[str]) -> tuple[list[str], dict[str, st
 
     Every source starts a fetch with this: one bad ticker is a failure, never an exception.
     """
-    from symbol_pipeline.lib.symbols import InvalidSymbolError, validate_symbol
-
     valid: dict[str, None] = {}
     failures: dict[str, str] = {}
     for raw in symbols:

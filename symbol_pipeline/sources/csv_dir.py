@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from symbol_pipeline.sources.base import PRICE_COLUMNS, FetchResult, PriceSource, split_valid_symbols, empty_prices
+from symbol_pipeline.sources.base import PRICE_COLUMNS, FetchResult, PriceSource, empty_prices, split_valid_symbols
 
 
 class MalformedFileError(ValueError):

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from symbol_pipeline.sources.base import PRICE_COLUMNS, FetchResult, PriceSource, split_valid_symbols, empty_prices
+from symbol_pipeline.sources.base import PRICE_COLUMNS, FetchResult, PriceSource, empty_prices, split_valid_symbols
 
 log = logging.getLogger(__name__)
 

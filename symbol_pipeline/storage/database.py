@@ -1,21 +1,21 @@
-"""Opening the project's database: the engine from settings, tables created or upgraded."""
+"""Opening the project's database: the engine for a URL, tables created or upgraded."""
 
 from __future__ import annotations
 
+from sqlalchemy import MetaData
 from sqlalchemy.engine import Engine
 
-from symbol_pipeline.config import get_settings
-from symbol_pipeline.storage.engine import cached_engine
+from symbol_pipeline.storage import (
+    migrate,
+    portfolio_schema,  # noqa: F401 - registers the portfolio tables on schema.metadata
+    schema,
+)
+from symbol_pipeline.storage.dialect import cached_engine
+from symbol_pipeline.storage.universe import seed_reference_data
 
 
-def all_metadata():
+def all_metadata() -> MetaData:
     """The metadata with every table of the project registered."""
-    from symbol_pipeline.storage import schema
-
-    try:  # the portfolio tables register themselves on the same metadata
-        from symbol_pipeline.storage import portfolio_schema  # noqa: F401
-    except ImportError:
-        pass
     return schema.metadata
 
 
@@ -27,9 +27,6 @@ def ensure_schema(engine: Engine) -> None:
 
     Idempotent and safe from concurrent processes; done once per database per process.
     """
-    from symbol_pipeline.storage import migrate
-    from symbol_pipeline.storage.universe import seed_reference_data
-
     key = engine.url.render_as_string(hide_password=False)
     if key in _READY:
         return
@@ -39,9 +36,9 @@ def ensure_schema(engine: Engine) -> None:
     _READY.add(key)
 
 
-def get_engine(url: str | None = None, *, create: bool = True) -> Engine:
-    """The engine for `url` (default: SYMBOL_PIPELINE_DATABASE_URL or the local SQLite file)."""
-    engine = cached_engine(url or get_settings().database_url)
+def get_engine(url: str, *, create: bool = True) -> Engine:
+    """The engine for `url`, its schema upgraded to the latest migration unless create is False."""
+    engine = cached_engine(url)
     if create:
         ensure_schema(engine)
     return engine

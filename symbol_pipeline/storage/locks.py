@@ -21,12 +21,17 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+from symbol_pipeline.storage.dialect import is_postgres
 
 LOCK_NAMESPACE = "symbol_pipeline:"
 
@@ -41,42 +46,43 @@ def lock_key(day: dt.date | str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def _sqlite_lock_dir(engine: Engine) -> Path:
-    database = engine.url.database
-    if database and database != ":memory:":
-        base = Path(database).resolve().parent
+def _sqlite_lock_dir(engine: Engine, lock_dir: str | os.PathLike | None) -> Path:
+    """`lock_dir`, or else a `locks` folder beside the SQLite database file (the temporary
+    directory for an in-memory database, which no other process can open anyway)."""
+    if lock_dir is not None:
+        path = Path(lock_dir)
     else:
-        from symbol_pipeline.config import get_settings
-
-        base = get_settings().data_dir
-    path = base / "locks"
+        database = engine.url.database
+        in_file = database and database != ":memory:"
+        base = Path(database).resolve().parent if in_file else Path(tempfile.gettempdir()) / "symbol_pipeline"
+        path = base / "locks"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 @contextlib.contextmanager
-def date_locks(engine: Engine, dates: Iterable[dt.date | str], *, wait_log=None) -> Iterator[list[str]]:
+def date_locks(engine: Engine, dates: Iterable[dt.date | str], *, wait_log=None,
+               lock_dir: str | os.PathLike | None = None) -> Iterator[list[str]]:
     """Hold an exclusive lock on each of `dates` for the duration of the block.
 
     Yields the ISO dates locked, sorted. `wait_log(message)` is called once if a lock is
-    already held elsewhere, so a run that waits says why in its log.
+    already held elsewhere, so a run that waits says why in its log. `lock_dir` (SQLite only):
+    where the lock files go, by default beside the database file.
     """
     days = sorted({_iso(d) for d in dates})
     if not days:
         yield days
         return
-    if engine.dialect.name == "postgresql":
+    if is_postgres(engine):
         with _postgres_locks(engine, days, wait_log) as held:
             yield held
     else:
-        with _file_locks(_sqlite_lock_dir(engine), days, wait_log) as held:
+        with _file_locks(_sqlite_lock_dir(engine, lock_dir), days, wait_log) as held:
             yield held
 
 
 @contextlib.contextmanager
 def _postgres_locks(engine: Engine, days: list[str], wait_log) -> Iterator[list[str]]:
-    import sqlalchemy as sa
-
     keys = [lock_key(d) for d in days]
     # A connection of its own, never one a caller might commit or return to the pool mid-run.
     conn = engine.connect()
@@ -103,8 +109,6 @@ def _postgres_locks(engine: Engine, days: list[str], wait_log) -> Iterator[list[
 
 @contextlib.contextmanager
 def _file_locks(directory: Path, days: list[str], wait_log) -> Iterator[list[str]]:
-    import fcntl
-
     handles = []
     try:
         for day in days:
@@ -126,20 +130,18 @@ def _file_locks(directory: Path, days: list[str], wait_log) -> Iterator[list[str
                 os.close(fd)
 
 
-def locked_elsewhere(engine: Engine, day: dt.date | str) -> bool:
+def locked_elsewhere(engine: Engine, day: dt.date | str, *, lock_dir: str | os.PathLike | None = None) -> bool:
     """True when another session holds `day`'s lock (for tests and diagnostics)."""
     try:
-        with _probe(engine, _iso(day)):
+        with _probe(engine, _iso(day), lock_dir):
             return False
     except BlockingIOError:
         return True
 
 
 @contextlib.contextmanager
-def _probe(engine: Engine, day: str):
-    if engine.dialect.name == "postgresql":
-        import sqlalchemy as sa
-
+def _probe(engine: Engine, day: str, lock_dir: str | os.PathLike | None):
+    if is_postgres(engine):
         with engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT")
             key = lock_key(day)
@@ -148,9 +150,7 @@ def _probe(engine: Engine, day: str):
             conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
             yield
     else:
-        import fcntl
-
-        fd = os.open(_sqlite_lock_dir(engine) / f"date-{day}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(_sqlite_lock_dir(engine, lock_dir) / f"date-{day}.lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             fcntl.flock(fd, fcntl.LOCK_UN)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from symbol_pipeline.storage.engine import is_postgres
+from symbol_pipeline.storage.dialect import is_postgres
 from symbol_pipeline.storage.schema import symbol_onboarding_queue as queue
 from symbol_pipeline.storage.universe import (
     QUEUE_FAILED,

@@ -1,6 +1,6 @@
 """SQLAlchemy Core tables of the portfolio layer, on the symbol layer's `metadata`.
 
-Imported by `storage.database.all_metadata()`, so `get_engine()` creates them and the DDL
+Imported by `storage.database`, so `get_engine(url)` creates them and the DDL
 generated into sql/ includes them.
 """
 

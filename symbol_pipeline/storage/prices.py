@@ -10,7 +10,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from symbol_pipeline.storage.engine import read_frame, upsert_frame
+from symbol_pipeline.storage.dialect import read_frame, upsert_frame
 from symbol_pipeline.storage.schema import symbol_fetch_failures, symbol_prices_daily
 
 _VALUE_COLUMNS = ("open", "high", "low", "close", "adj_close", "volume", "dividend", "split_ratio")

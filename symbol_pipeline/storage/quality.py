@@ -11,30 +11,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from symbol_pipeline.lib import sessions
-from symbol_pipeline.lib.returns import total_returns
 from symbol_pipeline.storage import prices as price_store
-from symbol_pipeline.storage.engine import read_frame
+from symbol_pipeline.storage.dialect import read_frame
 from symbol_pipeline.storage.schema import symbol_factor_exposures
 
 
-def price_quality(conn: Connection, symbols: Sequence[str], dates: Sequence[dt.date]) -> dict:
-    """Per run: non-positive closes, repeated closes, symbols without a close, one-day moves > 50%."""
-    start = sessions.previous_session(min(dates))
-    frame = price_store.read_prices(conn, symbols, start, max(dates))
-    on_dates = frame[frame["date"].isin(pd.to_datetime(list(dates)))]
-    grid = sessions.sessions_between(start, max(dates))
-    returns = total_returns(frame, grid).loc[pd.to_datetime(list(dates))]
-    closes = frame.pivot(index="date", columns="symbol", values="close").reindex(grid)
-    repeated = (closes.diff() == 0).loc[pd.to_datetime(list(dates))]
-    have = set(zip(on_dates["symbol"], on_dates["date"]))
-    missing = sorted({s for s in symbols for d in dates if (s, pd.Timestamp(d)) not in have})
-    absurd = returns.abs() > 0.5
-    return {
-        "non_positive": sorted(on_dates.loc[on_dates["close"] <= 0, "symbol"].unique()),
-        "repeated": sorted(repeated.columns[repeated.any(axis=0)].tolist()),
-        "missing": missing,
-        "absurd": sorted(absurd.columns[absurd.any(axis=0)].tolist()),
-    }
+def read_run_prices(conn: Connection, symbols: Sequence[str], dates: Sequence[dt.date]) -> pd.DataFrame:
+    """Prices of `symbols` from the session before the run's first date to its last (one more
+    session than the dates, for the first date's return); see `lib.returns.price_anomalies`."""
+    return price_store.read_prices(conn, symbols, sessions.previous_session(min(dates)), max(dates))
 
 
 def beta_quality(

@@ -149,3 +149,29 @@ pipeline_alerts = sa.Table(
     sa.Column("webhook_status", sa.String(32)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
+
+# A run asked for by the CLI or the HTTP API; run_request_sensor turns it into Dagster runs.
+pipeline_run_requests = sa.Table(
+    "pipeline_run_requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("first_date", sa.Date, nullable=False),
+    sa.Column("last_date", sa.Date, nullable=False),
+    # Comma-separated tickers; NULL: every key of the `symbol` partition.
+    sa.Column("symbols", sa.Text),
+    sa.Column("requested_by", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="requested"),
+    sa.Column("run_ids", sa.Text, nullable=False, server_default=""),
+    sa.Column("message", sa.Text),
+    # "daily:<date>" while a daily request is open, NULL once it ended: the unique index lets
+    # one open request per date in, whichever process inserts first.
+    sa.Column("active_key", sa.String(40)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint("kind IN ('daily', 'backfill', 'onboard')", name="ck_pipeline_run_requests_kind"),
+    sa.CheckConstraint(
+        "status IN ('requested', 'running', 'succeeded', 'failed')", name="ck_pipeline_run_requests_status"
+    ),
+    sa.Index("ux_pipeline_run_requests_active_key", "active_key", unique=True),
+)

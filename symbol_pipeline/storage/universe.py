@@ -10,10 +10,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from symbol_pipeline.lib.factors import FACTORS, REGRESSOR_ETFS
-from symbol_pipeline.storage.engine import insert_ignore, upsert
+from symbol_pipeline.storage.dialect import insert_ignore, upsert
 from symbol_pipeline.storage.schema import (
     factor_definitions,
+    symbol_factor_exposures,
     symbol_onboarding_queue,
+    symbol_prices_daily,
     symbol_universe,
 )
 
@@ -205,66 +207,44 @@ def _as_date(value) -> dt.date | None:
     return dt.date.fromisoformat(str(value)[:10])
 
 
-def fail_pending_without_prices(engine, failures: dict[str, str]) -> list[str]:
-    """Pending symbols whose fetch failed and that have no price at all turn `error`, with the reason."""
-    from symbol_pipeline.storage.schema import symbol_prices_daily
-
-    if not failures:
-        return []
-    with engine.begin() as conn:
-        statuses = known_symbols(conn, failures)
-        pending = [s for s, status in statuses.items() if status == STATUS_PENDING]
-        priced = set(
-            conn.execute(
-                sa.select(symbol_prices_daily.c.symbol).where(symbol_prices_daily.c.symbol.in_(pending)).distinct()
-            ).scalars()
-        ) if pending else set()
-        failed = [s for s in pending if s not in priced]
-        for symbol in failed:
-            _finish(conn, symbol, STATUS_ERROR, failures[symbol])
-    return failed
+def pending_among(conn: Connection, symbols: Iterable[str]) -> list[str]:
+    """The given symbols whose status is `pending`."""
+    return [s for s, status in known_symbols(conn, symbols).items() if status == STATUS_PENDING]
 
 
-def settle_pending(engine, symbols: Sequence[str]) -> dict[str, str]:
-    """After betas were computed: pending symbols with a beta turn `active`, the others `error`."""
-    from symbol_pipeline.lib.factors import FACTORS
-    from symbol_pipeline.storage.schema import symbol_factor_exposures, symbol_prices_daily
-
-    settled: dict[str, str] = {}
-    with engine.begin() as conn:
-        pending = [s for s, status in known_symbols(conn, symbols).items() if status == STATUS_PENDING]
-        if not pending:
-            return settled
-        with_beta = set(
-            conn.execute(
-                sa.select(symbol_factor_exposures.c.symbol)
-                .where(symbol_factor_exposures.c.symbol.in_(pending), symbol_factor_exposures.c.beta.is_not(None))
-                .distinct()
-            ).scalars()
-        )
-        counts = dict(
-            conn.execute(
-                sa.select(symbol_prices_daily.c.symbol, sa.func.count())
-                .where(symbol_prices_daily.c.symbol.in_(pending))
-                .group_by(symbol_prices_daily.c.symbol)
-            ).all()
-        )
-        minimum = min(f.min_observations for f in FACTORS)
-        for symbol in pending:
-            if symbol in with_beta:
-                _finish(conn, symbol, STATUS_ACTIVE, None)
-                settled[symbol] = STATUS_ACTIVE
-            else:
-                reason = (
-                    f"too little history: {counts.get(symbol, 0)} sessions of prices, "
-                    f"at least {minimum + 1} needed for any beta"
-                )
-                _finish(conn, symbol, STATUS_ERROR, reason)
-                settled[symbol] = STATUS_ERROR
-    return settled
+def symbols_with_prices(conn: Connection, symbols: Sequence[str]) -> set[str]:
+    """The given symbols with at least one stored price."""
+    if not symbols:
+        return set()
+    query = sa.select(symbol_prices_daily.c.symbol).where(symbol_prices_daily.c.symbol.in_(symbols)).distinct()
+    return set(conn.execute(query).scalars())
 
 
-def _finish(conn: Connection, symbol: str, status: str, error: str | None) -> None:
+def symbols_with_beta(conn: Connection, symbols: Sequence[str]) -> set[str]:
+    """The given symbols with at least one stored beta (any factor, any date)."""
+    if not symbols:
+        return set()
+    query = (
+        sa.select(symbol_factor_exposures.c.symbol)
+        .where(symbol_factor_exposures.c.symbol.in_(symbols), symbol_factor_exposures.c.beta.is_not(None))
+        .distinct()
+    )
+    return set(conn.execute(query).scalars())
+
+
+def price_counts(conn: Connection, symbols: Sequence[str]) -> dict[str, int]:
+    """Stored sessions of prices per symbol."""
+    if not symbols:
+        return {}
+    query = (
+        sa.select(symbol_prices_daily.c.symbol, sa.func.count())
+        .where(symbol_prices_daily.c.symbol.in_(symbols))
+        .group_by(symbol_prices_daily.c.symbol)
+    )
+    return dict(conn.execute(query).all())
+
+
+def finish_onboarding(conn: Connection, symbol: str, status: str, error: str | None) -> None:
     set_status(conn, symbol, status, error)
     conn.execute(
         symbol_onboarding_queue.update()

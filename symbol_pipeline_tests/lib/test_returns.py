@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from symbol_pipeline.lib.returns import closes_wide, total_returns, total_returns_array
+from symbol_pipeline.lib import stress
+from symbol_pipeline.lib.returns import closes_wide, price_anomalies, total_returns, total_returns_array
 
 NAN = np.nan
 
@@ -134,3 +135,39 @@ def test_ten_thousand_symbols_pivot_quickly():
     assert r.iloc[1:].notna().all().all()
     # About 0.5 s here; a per-symbol loop or a pivot on objects is several times that.
     assert elapsed < 5.0, elapsed
+
+
+def test_price_anomalies_name_each_kind_of_problem():
+    # The session before the first date (2024-03-01) gives the first date its return.
+    days = pd.to_datetime(["2024-02-29", "2024-03-01", "2024-03-04"])
+    rows = {
+        "OK": [100.0, 101.0, 102.0],
+        "NEG": [10.0, 10.5, -1.0],
+        "REP": [50.0, 51.0, 51.0],
+        "JUMP": [20.0, 20.5, 41.0],  # +100%: a split not in the data, say
+        "GONE": [30.0, 30.5, NAN],
+    }
+    prices = pd.DataFrame(
+        [(s, d, c, 0.0, 1.0) for s, closes in rows.items() for d, c in zip(days, closes) if not np.isnan(c)],
+        columns=["symbol", "date", "close", "dividend", "split_ratio"],
+    )
+    found = price_anomalies(prices, [*rows, "NEVER"], [dt.date(2024, 3, 1), dt.date(2024, 3, 4)])
+    assert found == {
+        "non_positive": ["NEG"],
+        "repeated": ["REP"],
+        "missing": ["GONE", "NEVER"],
+        "absurd": ["JUMP", "NEG"],  # NEG: 10.5 -> -1 is a -110% return
+    }
+    assert price_anomalies(prices, ["OK"], [dt.date(2024, 3, 1)]) == {
+        "non_positive": [], "repeated": [], "missing": [], "absurd": [],
+    }
+
+
+def test_stress_etf_returns_are_the_total_returns():
+    days = pd.to_datetime(["2024-01-02", "2024-01-03", "2024-01-04"])
+    prices = pd.DataFrame({"symbol": "SPY", "date": days.date, "close": [100.0, 49.0, 50.0],
+                           "dividend": [0.0, 1.0, NAN], "split_ratio": [1.0, 2.0, NAN]})
+    expected = total_returns(prices, days).iloc[1:]
+    got = stress.etf_returns(prices, days, ["SPY", "TLT"])
+    np.testing.assert_array_equal(got["SPY"].to_numpy(), expected["SPY"].to_numpy())
+    assert got["TLT"].isna().all()

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from symbol_pipeline_tests.ops.conftest import BATCHING_ENV, pg_url
+from symbol_pipeline_tests.conftest import BATCHING_ENV
+from symbol_pipeline_tests.conftest import pg_database_url as pg_url
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -179,12 +180,13 @@ def test_ui_backfill_through_webserver_and_daemon(tmp_path, monkeypatch, fresh_p
 
 
 def _check_stored_betas(url: str, tmp_path: Path) -> None:
+    from symbol_pipeline.config import get_settings
     from symbol_pipeline.lib import sessions
     from symbol_pipeline.lib.factors import FACTOR_NAMES, LONGEST_WINDOW, QUALITY_OK, REGRESSOR_ETFS
     from symbol_pipeline.services import symbol_layer
     from symbol_pipeline.sources.synthetic import SyntheticMarket
-    from symbol_pipeline.storage.engine import make_engine
     from symbol_pipeline.storage.database import ensure_schema
+    from symbol_pipeline.storage.dialect import make_engine
     from symbol_pipeline.storage.schema import symbol_factor_exposures as fx
     from symbol_pipeline.storage.schema import symbol_prices_daily as px
 
@@ -210,7 +212,9 @@ def _check_stored_betas(url: str, tmp_path: Path) -> None:
     direct = make_engine(f"sqlite:///{tmp_path / 'direct.sqlite'}")
     ensure_schema(direct)
     days = [dt.date.fromisoformat(d) for d in DATES]
-    symbol_layer.load_prices(direct, SyntheticMarket(), [*SYMBOLS, *REGRESSOR_ETFS], days)
+    settings = get_settings()  # the market the runs above fetched from
+    market = SyntheticMarket(seed=settings.synthetic_seed, n_symbols=settings.synthetic_universe_size)
+    symbol_layer.load_prices(direct, market, [*SYMBOLS, *REGRESSOR_ETFS], days)
     symbol_layer.compute_betas(direct, SYMBOLS, days)
     with direct.connect() as conn:
         expected = conn.execute(sa.select(fx.c.symbol, fx.c.date, fx.c.factor, fx.c.beta)).all()

@@ -12,7 +12,7 @@ import yaml
 from dagster._config import process_config
 from dagster._core.instance.config import dagster_instance_config_schema
 
-from symbol_pipeline_tests.ops.conftest import pg_url
+from symbol_pipeline_tests.conftest import pg_database_url as pg_url
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 

@@ -8,12 +8,16 @@ import datetime as dt
 import dagster as dg
 import sqlalchemy as sa
 
+from symbol_pipeline.config import DEFAULT_HISTORY_START
+from symbol_pipeline.defs.partitions import trading_date_partitions
 from symbol_pipeline.defs.resources import DatabaseResource, PriceSourceResource
-from symbol_pipeline.defs.symbols.assets import SYMBOL_LAYER_ASSETS
-from symbol_pipeline.defs.symbols.jobs import factor_returns_job, range_tags, symbol_layer_job
+from symbol_pipeline.defs.symbols.assets import build_symbol_layer_assets
+from symbol_pipeline.defs.symbols.jobs import factor_returns_job, symbol_layer_job
+from symbol_pipeline.runs.keys import range_tags
 from symbol_pipeline.sources.base import FetchResult, PriceSource
 from symbol_pipeline.sources.synthetic import SyntheticMarket
-from symbol_pipeline.storage import exposures, universe
+from symbol_pipeline.storage import betas as beta_store
+from symbol_pipeline.storage import latest, universe
 from symbol_pipeline.storage.schema import symbol_fetch_failures
 
 YESTERDAY, TODAY = dt.date(2024, 6, 13), dt.date(2024, 6, 14)
@@ -26,7 +30,7 @@ class FailsFor(PriceSource):
     name = "synthetic"
 
     def __init__(self, broken: set[str]):
-        self.inner, self.broken = SyntheticMarket(), broken
+        self.inner, self.broken = SyntheticMarket(seed=7, n_symbols=350), broken
 
     def fetch(self, symbols, start, end):
         result = self.inner.fetch([s for s in symbols if s not in self.broken], start, end)
@@ -37,17 +41,17 @@ class FailsFor(PriceSource):
 class FlakySourceResource(PriceSourceResource):
     broken: list[str] = []
 
-    def source(self) -> PriceSource:
-        return FailsFor(set(self.broken)) if self.broken else SyntheticMarket()
+    def build_source(self) -> PriceSource:
+        return FailsFor(set(self.broken))
 
 
 def _defs(url: str, broken: list[str]) -> dg.Definitions:
     return dg.Definitions(
-        assets=SYMBOL_LAYER_ASSETS,
+        assets=build_symbol_layer_assets(trading_date_partitions(DEFAULT_HISTORY_START)),
         jobs=[factor_returns_job, symbol_layer_job],
         resources={
             "database": DatabaseResource(url=url),
-            "price_source": FlakySourceResource(spec="synthetic", broken=broken),
+            "price_source": FlakySourceResource(broken=broken),
         },
     )
 
@@ -72,8 +76,8 @@ def test_one_failing_symbol(ops_env, engine, instance, capsys):
 
     with engine.connect() as conn:
         failures = conn.execute(sa.select(symbol_fetch_failures).where(symbol_fetch_failures.c.symbol == "MSFT")).all()
-        today_betas = exposures.read_exposures(conn, TODAY, SYMBOLS)
-        yesterday_betas = exposures.read_exposures(conn, YESTERDAY, ["MSFT"])
+        today_betas = beta_store.read_exposures(conn, TODAY, SYMBOLS)
+        yesterday_betas = beta_store.read_exposures(conn, YESTERDAY, ["MSFT"])
         msft, aapl = universe.symbol_status(conn, "MSFT"), universe.symbol_status(conn, "AAPL")
     assert failures and failures[-1].reason == "HTTP 503 from the price source"
     assert failures[-1].requested_end == TODAY
@@ -87,10 +91,8 @@ def test_one_failing_symbol(ops_env, engine, instance, capsys):
     assert msft.stale and not aapl.stale
 
     # What a reader gets for MSFT as of today: yesterday's betas, flagged stale.
-    from symbol_pipeline.storage import portfolios as portfolio_store
-
     with engine.connect() as conn:
-        betas, dates = portfolio_store.latest_betas(conn, ["MSFT"], TODAY, TODAY)
+        betas, dates = latest.latest_betas(conn, ["MSFT"], TODAY, TODAY)
     assert (betas == betas).all()  # no NaN: every factor served
     assert {str(d)[:10] for d in dates.ravel()} == {YESTERDAY.isoformat()}
 

@@ -8,10 +8,11 @@ import pytest
 import sqlalchemy as sa
 
 from symbol_pipeline.lib.factors import FACTOR_NAMES, REGRESSOR_ETFS
-from symbol_pipeline.services import symbol_layer
+from symbol_pipeline.services import onboarding, symbol_layer
 from symbol_pipeline.sources.base import FetchResult, PriceSource
 from symbol_pipeline.sources.synthetic import SyntheticMarket
-from symbol_pipeline.storage import exposures, universe
+from symbol_pipeline.storage import betas as beta_store
+from symbol_pipeline.storage import universe
 from symbol_pipeline.storage.database import get_engine
 from symbol_pipeline.storage.schema import symbol_factor_exposures, symbol_prices_daily
 
@@ -46,7 +47,7 @@ def test_true_betas_are_recovered_within_their_standard_errors(engine, market):
     symbols = [s for s in market.universe() if not market.listing_info(s).delisted][:40]
     _run(engine, market, symbols, [DAY])
     with engine.connect() as conn:
-        got = exposures.read_exposures(conn, DAY, symbols, ["market_beta"]).set_index("symbol")
+        got = beta_store.read_exposures(conn, DAY, symbols, ["market_beta"]).set_index("symbol")
     truth = market.true_betas(symbols)["market_beta"]
     ok = got[got["quality"] == "ok"]
     assert len(ok) >= 35
@@ -85,12 +86,12 @@ def test_a_price_after_the_date_changes_no_beta_on_the_date(engine, market, data
     symbols = market.universe()[:10]
     _run(engine, market, symbols, [DAY])
     with engine.connect() as conn:
-        before = exposures.read_exposures(conn, DAY)
+        before = beta_store.read_exposures(conn, DAY)
     later = dt.date(2024, 7, 31)
     _run(engine, _Shifted(market, DAY, 1.7), symbols, [later])
     _run(engine, market, symbols, [DAY])  # recomputing D with the later prices stored
     with engine.connect() as conn:
-        after = exposures.read_exposures(conn, DAY)
+        after = beta_store.read_exposures(conn, DAY)
     cols = ["symbol", "factor", "beta", "beta_uncapped", "alpha", "r_squared", "std_error", "observations", "quality"]
     pd.testing.assert_frame_equal(before[cols], after[cols])
 
@@ -124,7 +125,7 @@ def test_symbols_below_the_minimum_are_recorded_as_insufficient_data(engine, mar
     day = symbol_layer.sessions.session_offset(first, 40)  # 40 returns: enough for 90d minimum 30, not 180d min 60
     _run(engine, market, [symbol], [day])
     with engine.connect() as conn:
-        rows = exposures.read_exposures(conn, day, [symbol]).set_index("factor")
+        rows = beta_store.read_exposures(conn, day, [symbol]).set_index("factor")
     assert set(rows.index) == set(FACTOR_NAMES)
     assert (rows.loc["market_beta", "quality"]) == "ok"
     spread = rows.loc["spread_momentum"]
@@ -141,7 +142,7 @@ def test_a_symbol_without_a_close_on_the_date_gets_no_fresh_beta(engine, market)
     day = symbol_layer.sessions.session_offset(last, 5)
     _run(engine, market, [symbol], [day])
     with engine.connect() as conn:
-        rows = exposures.read_exposures(conn, day, [symbol])
+        rows = beta_store.read_exposures(conn, day, [symbol])
     assert len(rows) == len(FACTOR_NAMES)
     assert rows["beta"].isna().all()
     assert set(rows["quality"]) == {"no_price_on_date"}
@@ -157,7 +158,7 @@ def test_unknown_symbols_are_recorded_not_raised(engine, market):
         universe.enqueue_symbols(conn, ["NOSUCH1"], requested_by="test")
     report = symbol_layer.load_prices(engine, market, ["NOSUCH1", "SPY"], [DAY])
     assert "NOSUCH1" in report.failures
-    failed = universe.fail_pending_without_prices(engine, report.failures)
+    failed = onboarding.fail_pending_without_prices(engine, report.failures)
     assert failed == ["NOSUCH1"]
     with engine.connect() as conn:
         status = universe.symbol_status(conn, "NOSUCH1")

@@ -13,7 +13,7 @@ def test_upgrade_to_head_matches_the_metadata(database_url):
     assert migrate.current_revision(engine) is not None
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), all_metadata())
-    assert diff == [], "the metadata changed without a migration: python -m symbol_pipeline.storage.migrate revision MESSAGE"
+    assert diff == [], "the metadata changed without a migration: python -m symbol_pipeline.storage.migrate DATABASE_URL revision MESSAGE"
 
 
 def test_upgrading_twice_changes_nothing(database_url):

@@ -6,7 +6,9 @@ from collections.abc import Iterator, Sequence
 
 import dagster as dg
 
-from symbol_pipeline.lib.factors import FACTORS
+from symbol_pipeline.lib.factors import BETA_GROUPS
+from symbol_pipeline.lib.returns import price_anomalies
+from symbol_pipeline.storage.quality import beta_quality, read_run_prices
 
 COVERAGE_WARNING = 0.9
 
@@ -18,11 +20,10 @@ PRICE_CHECKS = [
                       description="No one-day total return beyond ±50% (a missing split adjustment, say)."),
 ]
 
-_BETA_ASSETS = ("market_beta", "ir_beta", "ridge_factor_betas", "spread_factor_betas")
 BETA_CHECKS = [
     dg.AssetCheckSpec("betas_finite_and_covered", asset=name,
                       description="Stored betas are finite and cover at least 90% of the run's symbols.")
-    for name in _BETA_ASSETS
+    for name in BETA_GROUPS
 ]
 
 
@@ -31,12 +32,11 @@ def _sample(items: Sequence[str]) -> str:
 
 
 def price_checks(engine, symbols: Sequence[str], dates) -> Iterator[dg.AssetCheckResult]:
-    from symbol_pipeline.storage.quality import price_quality
-
     if not symbols or not dates:
         return
     with engine.connect() as conn:
-        q = price_quality(conn, symbols, dates)
+        prices = read_run_prices(conn, symbols, dates)
+    q = price_anomalies(prices, symbols, dates)
     yield dg.AssetCheckResult(
         check_name="closes_positive", asset_key="symbol_prices", passed=not q["non_positive"],
         metadata={"symbols": _sample(q["non_positive"])},
@@ -55,13 +55,10 @@ def price_checks(engine, symbols: Sequence[str], dates) -> Iterator[dg.AssetChec
 
 
 def beta_checks(engine, symbols: Sequence[str], dates, assets: Sequence[str]) -> Iterator[dg.AssetCheckResult]:
-    from symbol_pipeline.defs.symbols.assets import BETA_FAMILIES
-    from symbol_pipeline.storage.quality import beta_quality
-
     if not symbols or not dates:
         return
     for asset in assets:
-        factors = [f.name for f in FACTORS if f.name in BETA_FAMILIES[asset]]
+        factors = list(BETA_GROUPS[asset])
         with engine.connect() as conn:
             q = beta_quality(conn, symbols, dates, factors)
         yield dg.AssetCheckResult(

@@ -32,18 +32,15 @@ the date locks (storage/locks.py) keep them from writing that date at the same m
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from symbol_pipeline.config import get_settings
-from symbol_pipeline.defs.partitions import SYMBOL_DIMENSION
-from symbol_pipeline.defs.symbols.jobs import factor_returns_job, range_tags, symbol_layer_job
+from symbol_pipeline.defs.symbols.jobs import factor_returns_job, symbol_layer_job
 from symbol_pipeline.lib import sessions
+from symbol_pipeline.runs.keys import DAILY_RUN_KIND, RUN_KIND_TAG, SYMBOL_DIMENSION, range_tags
 
-RUN_KIND_TAG = "symbol_pipeline/run_kind"
-DAILY_RUN_KIND = "daily"
-
-_settings = get_settings()
+_EXCHANGE_TZ = ZoneInfo(sessions.EXCHANGE_TIMEZONE)
 
 
 def scheduled_session(context: dg.ScheduleEvaluationContext) -> dt.date | None:
@@ -51,57 +48,53 @@ def scheduled_session(context: dg.ScheduleEvaluationContext) -> dt.date | None:
     when = context.scheduled_execution_time
     if when is None:
         return None
-    day = when.astimezone(dt.timezone.utc).astimezone(_exchange_tz()).date()
+    day = when.astimezone(dt.timezone.utc).astimezone(_EXCHANGE_TZ).date()
     return day if sessions.is_session(day) else None
-
-
-def _exchange_tz():
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(sessions.EXCHANGE_TIMEZONE)
 
 
 def _tick_date(context: dg.ScheduleEvaluationContext) -> str:
     when = context.scheduled_execution_time
-    return when.astimezone(_exchange_tz()).date().isoformat() if when else "?"
+    return when.astimezone(_EXCHANGE_TZ).date().isoformat() if when else "?"
 
 
-@dg.schedule(
-    name="symbol_daily_schedule",
-    job=symbol_layer_job,
-    cron_schedule=_settings.schedule_cron,
-    execution_timezone=_settings.schedule_timezone,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="After the close on each NYSE session: one run over that date × every symbol key.",
-)
-def symbol_daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-    day = scheduled_session(context)
-    if day is None:
-        return dg.SkipReason(f"{_tick_date(context)} is not an NYSE trading session")
-    symbols = context.instance.get_dynamic_partitions(SYMBOL_DIMENSION)
-    if not symbols:
-        return dg.SkipReason("the dynamic `symbol` partition is empty: onboard symbols first")
-    d = day.isoformat()
-    return dg.RunRequest(
-        run_key=d,
-        tags={**range_tags(d, d, symbols[0], symbols[-1]), RUN_KIND_TAG: DAILY_RUN_KIND},
+def build_symbol_schedules(cron: str, timezone: str) -> list[dg.ScheduleDefinition]:
+    """The daily schedules at `cron` in `timezone` (settings read by definitions.py)."""
+
+    @dg.schedule(
+        name="symbol_daily_schedule",
+        job=symbol_layer_job,
+        cron_schedule=cron,
+        execution_timezone=timezone,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="After the close on each NYSE session: one run over that date × every symbol key.",
     )
+    def symbol_daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        day = scheduled_session(context)
+        if day is None:
+            return dg.SkipReason(f"{_tick_date(context)} is not an NYSE trading session")
+        symbols = context.instance.get_dynamic_partitions(SYMBOL_DIMENSION)
+        if not symbols:
+            return dg.SkipReason("the dynamic `symbol` partition is empty: onboard symbols first")
+        d = day.isoformat()
+        return dg.RunRequest(
+            run_key=d,
+            tags={**range_tags(d, d, symbols[0], symbols[-1]), RUN_KIND_TAG: DAILY_RUN_KIND},
+        )
 
 
-@dg.schedule(
-    name="factor_returns_daily_schedule",
-    job=factor_returns_job,
-    cron_schedule=_settings.schedule_cron,
-    execution_timezone=_settings.schedule_timezone,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="The regressor ETFs' returns for the session, on the same tick as symbol_daily_schedule.",
-)
-def factor_returns_daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-    day = scheduled_session(context)
-    if day is None:
-        return dg.SkipReason(f"{_tick_date(context)} is not an NYSE trading session")
-    d = day.isoformat()
-    return dg.RunRequest(run_key=d, partition_key=d, tags={RUN_KIND_TAG: DAILY_RUN_KIND})
+    @dg.schedule(
+        name="factor_returns_daily_schedule",
+        job=factor_returns_job,
+        cron_schedule=cron,
+        execution_timezone=timezone,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="The regressor ETFs' returns for the session, on the same tick as symbol_daily_schedule.",
+    )
+    def factor_returns_daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        day = scheduled_session(context)
+        if day is None:
+            return dg.SkipReason(f"{_tick_date(context)} is not an NYSE trading session")
+        d = day.isoformat()
+        return dg.RunRequest(run_key=d, partition_key=d, tags={RUN_KIND_TAG: DAILY_RUN_KIND})
 
-
-SYMBOL_SCHEDULES = [symbol_daily_schedule, factor_returns_daily_schedule]
+    return [symbol_daily_schedule, factor_returns_daily_schedule]

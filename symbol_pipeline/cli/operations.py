@@ -1,0 +1,184 @@
+"""Operations commands of symbol-pipeline: `backfill` a range, `onboard` the queue without the daemon."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import time
+
+import dagster as dg
+import pandas as pd
+
+from symbol_pipeline.cli.console import RunConsole, execute_here, request_and_follow
+from symbol_pipeline.cli.errors import CliError
+from symbol_pipeline.cli.errors import err as _err
+from symbol_pipeline.config import parse_date
+from symbol_pipeline.definitions import build_definitions
+from symbol_pipeline.defs.symbols.sensors import onboarding_run_requests
+from symbol_pipeline.lib import sessions
+from symbol_pipeline.lib.symbols import parse_symbol_list
+from symbol_pipeline.runs.follow import RunFollower, expected_materializations, follow
+from symbol_pipeline.runs.instance import get_instance
+from symbol_pipeline.runs.keys import (
+    BACKFILL_RUN_KIND,
+    ONBOARDING_PART_TAG,
+    ONBOARDING_RUN_KIND,
+    QUEUE_IDS_TAG,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    RUN_KIND_TAG,
+    SYMBOL_DIMENSION,
+)
+from symbol_pipeline.runs.requests import daemon_serving
+from symbol_pipeline.runs.submit import (
+    SYMBOL_LAYER_JOB,
+    fail_orphaned_runs,
+    local_run_tags,
+    register_symbols,
+    run_portfolio_refresh,
+)
+from symbol_pipeline.services import onboarding
+from symbol_pipeline.storage import onboarding as queue_store
+from symbol_pipeline.storage import universe
+from symbol_pipeline.storage.database import get_engine
+
+
+def _session(text: str, what: str) -> dt.date:
+    day = parse_date(text)
+    if not sessions.is_session(day):
+        raise CliError(f"{what} {day} is not an NYSE trading session (weekend or exchange holiday)")
+    return day
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """The symbol layer over [start, end] × symbols: asked of the daemon when one serves the
+    instance, else executed in this process; followed through the instance either way."""
+    settings = args.settings
+    start, end = _session(args.start, "--start"), _session(args.end, "--end")
+    if end < start:
+        raise CliError(f"--end {end} is before --start {start}")
+    if start.isoformat() < settings.partitions_start:
+        raise CliError(f"--start {start} is before the first date partition {settings.partitions_start}")
+    if end > sessions.latest_completed_session():
+        raise CliError(f"--end {end} is after the latest completed session {sessions.latest_completed_session()}")
+    symbols = parse_symbol_list(args.symbols) if args.symbols else None
+    console = RunConsole(verbose=args.verbose)
+    engine = get_engine(settings.database_url)
+    with get_instance(settings.data_dir) as instance:
+        orphans = fail_orphaned_runs(instance)
+        if orphans:
+            console.line(f"marked {len(orphans)} run(s) failed whose process is gone: {', '.join(orphans)}")
+        if symbols:
+            with engine.begin() as conn:
+                new = universe.add_symbols(conn, symbols, status=universe.STATUS_PENDING)
+            register_symbols(instance, symbols)
+            if new:
+                console.line(f"new symbols (pending until their betas exist): {', '.join(new)}")
+        elif not instance.get_dynamic_partitions(SYMBOL_DIMENSION):
+            raise CliError("the `symbol` partition is empty: pass --symbols or onboard symbols first")
+        n_sessions = len(sessions.sessions_between(start, end))
+        n_symbols = len(symbols) if symbols else len(instance.get_dynamic_partitions(SYMBOL_DIMENSION))
+        console.line(f"backfill {start}..{end} ({n_sessions} sessions) × {n_symbols} symbols")
+        follower = RunFollower(instance, total=expected_materializations(n_sessions, n_symbols))
+        if daemon_serving(instance):
+            summary = request_and_follow(engine, instance, console, follower, "backfill", start, end, symbols, "cli")
+        else:
+            defs = build_definitions(settings)
+            summary = execute_here(instance, defs, console, follower, start, end, symbols,
+                                   {RUN_KIND_TAG: BACKFILL_RUN_KIND})
+    next_steps = [f"`symbol-pipeline betas --date {end}`", "the runs in the Dagster UI: `dagster dev`"]
+    return console.summary(summary, f"backfill {start}..{end}", next_steps)
+
+
+def cmd_onboard(args: argparse.Namespace) -> int:
+    """What symbol_onboarding_sensor and its runs do, once, in this process."""
+    settings = args.settings
+    engine = get_engine(settings.database_url)
+    started = time.perf_counter()
+    console = RunConsole(verbose=args.verbose)
+    with get_instance(settings.data_dir) as instance:
+        fail_orphaned_runs(instance)
+        if daemon_serving(instance):
+            return _follow_daemon_onboarding(engine, instance, console)
+        defs = build_definitions(settings)
+        # The daemon's sensor keeps its own cursor; rows it claimed are left to it.
+        plan = onboarding.plan_onboarding(
+            engine, instance.get_dynamic_partitions(SYMBOL_DIMENSION), None,
+            now=pd.Timestamp.now(tz="UTC"), first_partition=dt.date.fromisoformat(settings.partitions_start),
+            limit=args.limit, reclaim=False,
+        )
+        if not plan.claimed:
+            _err("the onboarding queue is empty")
+            return 0
+        if plan.new_keys:
+            instance.add_dynamic_partitions(SYMBOL_DIMENSION, plan.new_keys)
+        job = defs.resolve_job_def(SYMBOL_LAYER_JOB)
+        requests = [
+            r for r in onboarding_run_requests(plan) if args.history or r.tags.get(ONBOARDING_PART_TAG) != "history"
+        ]
+        ok = True
+        for request in requests:
+            _err(f"  {request.tags[ONBOARDING_PART_TAG]}: {request.tags[RANGE_START_TAG]} .. {request.tags[RANGE_END_TAG]}")
+            result = job.execute_in_process(
+                instance=instance, tags={**request.tags, **local_run_tags()}, raise_on_error=False,
+                run_config=console.run_config,
+            )
+            ok = ok and result.success
+            if not result.success:
+                _err(f"  run {result.run_id} failed; see it in the Dagster UI")
+        onboarding.settle_pending(engine, [row.symbol for row in plan.claimed])
+        if ok:
+            run_portfolio_refresh(instance, defs, run_config=console.run_config)
+    with engine.connect() as conn:
+        for symbol in dict.fromkeys(r.symbol for r in plan.claimed):
+            status = universe.symbol_status(conn, symbol)
+            print(f"{symbol}\t{status.status if status else 'unknown'}" + (
+                f"\t{status.error_message}" if status and status.error_message else ""))
+    _err(f"onboarded {len(plan.claimed)} queued symbol(s) in {time.perf_counter() - started:.1f}s")
+    return 0 if ok else 1
+
+
+def _follow_daemon_onboarding(engine, instance, console: RunConsole) -> int:
+    """A daemon serves the instance: its symbol_onboarding_sensor takes the queue. Follow the runs
+    it starts for the rows waiting now until every one of them is completed or failed."""
+    waiting = {r["id"]: r["symbol"] for r in queue_store.queue_rows(engine) if r["status"] in ("pending", "processing")}
+    if not waiting:
+        console.line("the onboarding queue is empty")
+        return 0
+    console.line(f"a daemon serves this instance: its symbol_onboarding_sensor onboards {len(waiting)} queued "
+                 f"symbol(s); following its runs")
+    follower = RunFollower(instance)
+
+    def run_ids() -> list[str]:
+        runs = instance.get_runs(dg.RunsFilter(tags={RUN_KIND_TAG: ONBOARDING_RUN_KIND}), limit=50)
+        ids = {str(i) for i in waiting}
+        return [r.run_id for r in runs if ids & set(r.tags.get(QUEUE_IDS_TAG, "").split(","))]
+
+    def done() -> bool:
+        rows = queue_store.queue_rows(engine, list(set(waiting.values())))
+        return all(r["status"] not in ("pending", "processing") for r in rows if r["id"] in waiting)
+
+    summary = follow(follower, run_ids, done, console.update, interval=1.0)
+    for row in queue_store.queue_rows(engine, list(set(waiting.values()))):
+        if row["id"] in waiting:
+            print(f"{row['symbol']}\t{row['status']}" + (f"\t{row['error_message']}" if row["error_message"] else ""))
+    return console.summary(summary, "onboarding", ["`symbol-pipeline symbols status SYMBOLS`"])
+
+
+def register(subparsers) -> None:
+    """Add `backfill` and `onboard` to symbol-pipeline's subcommands."""
+    backfill = subparsers.add_parser("backfill", help="materialise the symbol layer over a range of sessions")
+    backfill.add_argument("--start", required=True, help="YYYY-MM-DD, an NYSE session")
+    backfill.add_argument("--end", required=True, help="YYYY-MM-DD, an NYSE session, not before --start")
+    backfill.add_argument("--symbols", help="comma-separated tickers (default: every key of the symbol partition)")
+    backfill.add_argument("--verbose", action="store_true", help="also print Dagster's per-event log lines")
+    backfill.set_defaults(func=cmd_backfill)
+
+    onboard = subparsers.add_parser("onboard", help="process the onboarding queue once, without the daemon")
+    onboard.add_argument("--limit", type=int, default=onboarding.ONBOARDING_BATCH, help="queue rows to take")
+    onboard.add_argument(
+        "--history", action=argparse.BooleanOptionalAction, default=True,
+        help="also fill the history window before the latest session (default: yes)",
+    )
+    onboard.add_argument("--verbose", action="store_true", help="also print Dagster's per-event log lines")
+    onboard.set_defaults(func=cmd_onboard)

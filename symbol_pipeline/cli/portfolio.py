@@ -1,0 +1,174 @@
+"""Portfolio sub-commands of `symbol-pipeline`: users, portfolios, positions and the API server.
+
+`register(subparsers)` adds them to the main parser; every command sets `func(args) -> int`.
+Errors are reported by `cli.main` in the one error style.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from symbol_pipeline.api.app import api_settings, create_app
+from symbol_pipeline.config import normalise_database_url
+from symbol_pipeline.services import portfolio as service
+from symbol_pipeline.storage.database import get_engine
+
+
+def _engine(args: argparse.Namespace):
+    return get_engine(normalise_database_url(args.database_url or args.settings.database_url))
+
+
+def _print(doc) -> None:
+    print(json.dumps(doc, indent=2, default=str))
+
+
+def _users_add(args) -> int:
+    user = service.create_user(_engine(args), args.name, is_admin=args.admin)
+    print(f"user {user.name} (id {user.id}{', admin' if user.is_admin else ''}) created")
+    if args.issue_key:
+        print(service.issue_api_key(_engine(args), user.name))
+    return 0
+
+
+def _users_issue_key(args) -> int:
+    key = service.issue_api_key(_engine(args), args.name)
+    print("API key (shown once, store it now):", file=sys.stderr)
+    print(key)
+    return 0
+
+
+def _users_revoke_key(args) -> int:
+    full = args.key if args.key and len(args.key) > 11 else None
+    prefix = args.key if args.key and len(args.key) <= 11 else None
+    count = service.revoke_api_key(_engine(args), full, prefix=prefix, user_name=args.user)
+    print(f"{count} key(s) revoked")
+    return 0
+
+
+def _owner_id(args) -> int | None:
+    return service.get_user(_engine(args), args.user).id if getattr(args, "user", None) else None
+
+
+def _portfolios_create(args) -> int:
+    owner = service.get_user(_engine(args), args.user)
+    _print(service.create_portfolio(_engine(args), owner.id, args.name, args.equity, args.currency))
+    return 0
+
+
+def _portfolios_list(args) -> int:
+    _print(service.list_portfolios(_engine(args), _owner_id(args)))
+    return 0
+
+
+def _report_pending(result: dict) -> None:
+    if result["pending_symbols"]:
+        print("pending (queued for onboarding): " + ", ".join(result["pending_symbols"]), file=sys.stderr)
+
+
+def _positions_add(args) -> int:
+    result = service.add_position(
+        _engine(args), args.portfolio, args.symbol, args.quantity, entry_price=args.entry_price,
+        entry_date=args.entry_date, investment_class=args.investment_class, owner_id=_owner_id(args),
+        requested_by="cli",
+    )
+    _print(result["position"])
+    _report_pending(result)
+    return 0
+
+
+def _positions_close(args) -> int:
+    _print(service.close_position(_engine(args), args.position_id, exit_date=args.exit_date,
+                                  exit_price=args.exit_price, owner_id=_owner_id(args)))
+    return 0
+
+
+def _positions_import(args) -> int:
+    text = sys.stdin.read() if args.csv == "-" else Path(args.csv).read_text()
+    result = service.import_positions_csv(_engine(args), args.portfolio, text, owner_id=_owner_id(args),
+                                          requested_by="cli-import")
+    print(f"{len(result['positions'])} position(s) imported")
+    _report_pending(result)
+    return 0
+
+
+def _positions_list(args) -> int:
+    _print(service.list_positions(_engine(args), args.portfolio, include_closed=args.all, owner_id=_owner_id(args)))
+    return 0
+
+
+def _serve(args) -> int:
+    uvicorn.run(create_app(api_settings(args.database_url)), host=args.host, port=args.port,
+                log_level=args.log_level)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `users`, `portfolios`, `positions` and `serve` to the main parser's sub-commands."""
+    db = argparse.ArgumentParser(add_help=False)
+    db.add_argument("--database-url", help="default: SYMBOL_PIPELINE_DATABASE_URL or the local SQLite file")
+
+    users = subparsers.add_parser("users", help="API users and their keys")
+    u = users.add_subparsers(dest="users_command", required=True)
+    p = u.add_parser("add", parents=[db], help="create a user")
+    p.add_argument("name")
+    p.add_argument("--admin", action="store_true", help="may call the admin endpoints")
+    p.add_argument("--issue-key", action="store_true", help="also issue and print an API key")
+    p.set_defaults(func=_users_add)
+    p = u.add_parser("issue-key", parents=[db], help="issue a new API key (printed once)")
+    p.add_argument("name")
+    p.set_defaults(func=_users_issue_key)
+    p = u.add_parser("revoke-key", parents=[db], help="revoke a key (whole or its first 11 characters) or all of a user's")
+    p.add_argument("key", nargs="?")
+    p.add_argument("--user", help="revoke every key of this user")
+    p.set_defaults(func=_users_revoke_key)
+
+    portfolios = subparsers.add_parser("portfolios", help="create and list portfolios")
+    pf = portfolios.add_subparsers(dest="portfolios_command", required=True)
+    p = pf.add_parser("create", parents=[db])
+    p.add_argument("--user", required=True, help="owner")
+    p.add_argument("--name", required=True)
+    p.add_argument("--equity", type=float, required=True, help="cash equity in USD (> 0)")
+    p.add_argument("--currency", default="USD", help="only USD is supported")
+    p.set_defaults(func=_portfolios_create)
+    p = pf.add_parser("list", parents=[db])
+    p.add_argument("--user", help="only this user's")
+    p.set_defaults(func=_portfolios_list)
+
+    positions = subparsers.add_parser("positions", help="add, close, import and list positions")
+    ps = positions.add_subparsers(dest="positions_command", required=True)
+    p = ps.add_parser("add", parents=[db])
+    p.add_argument("portfolio")
+    p.add_argument("symbol")
+    p.add_argument("quantity", type=float, help="signed; shorts negative")
+    p.add_argument("--entry-price", type=float)
+    p.add_argument("--entry-date")
+    p.add_argument("--investment-class", default="equity")
+    p.add_argument("--user", help="act as this user (ownership checked)")
+    p.set_defaults(func=_positions_add)
+    p = ps.add_parser("close", parents=[db])
+    p.add_argument("position_id", type=int)
+    p.add_argument("--exit-date")
+    p.add_argument("--exit-price", type=float)
+    p.add_argument("--user")
+    p.set_defaults(func=_positions_close)
+    p = ps.add_parser("import", parents=[db], help="CSV with header symbol,quantity[,entry_price,entry_date,investment_class]")
+    p.add_argument("portfolio")
+    p.add_argument("csv", help="file path, or - for stdin")
+    p.add_argument("--user")
+    p.set_defaults(func=_positions_import)
+    p = ps.add_parser("list", parents=[db])
+    p.add_argument("portfolio")
+    p.add_argument("--all", action="store_true", help="include closed positions")
+    p.add_argument("--user")
+    p.set_defaults(func=_positions_list)
+
+    p = subparsers.add_parser("serve", parents=[db], help="run the HTTP API")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=_serve)

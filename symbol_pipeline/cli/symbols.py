@@ -1,0 +1,207 @@
+"""Symbol-layer commands: `run` one session, print stored `betas`, manage the `symbols` universe."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import math
+import sys
+
+from symbol_pipeline.cli.console import RunConsole, execute_here, request_and_follow
+from symbol_pipeline.cli.errors import CliError
+from symbol_pipeline.cli.errors import err as _err
+from symbol_pipeline.config import parse_date
+from symbol_pipeline.definitions import build_definitions
+from symbol_pipeline.defs.resources import price_source_resource
+from symbol_pipeline.lib import sessions
+from symbol_pipeline.lib.factors import FACTOR_NAMES, REGRESSOR_ETFS, with_regressor_etfs
+from symbol_pipeline.lib.symbols import parse_symbol_list, validate_symbols
+from symbol_pipeline.runs.follow import RunFollower, expected_materializations
+from symbol_pipeline.runs.instance import get_instance
+from symbol_pipeline.runs.keys import DAILY_RUN_KIND, RUN_KIND_TAG, SYMBOL_DIMENSION
+from symbol_pipeline.runs.requests import OpenRequestError, daemon_serving
+from symbol_pipeline.runs.submit import fail_orphaned_runs, register_symbols, run_portfolio_refresh
+from symbol_pipeline.storage import betas as beta_store
+from symbol_pipeline.storage import universe
+from symbol_pipeline.storage.database import get_engine
+
+BETA_CSV_HEADER = ("symbol", "factor", "beta", "r_squared", "observations", "quality")
+
+
+def _session_or_default(text: str | None) -> dt.date:
+    if text is None:
+        return sessions.latest_completed_session()
+    day = parse_date(text)
+    if not sessions.is_session(day):
+        raise CliError(f"{day} is not an NYSE trading session (weekend or exchange holiday)")
+    return day
+
+
+def _symbols_arg(text: str | None) -> list[str] | None:
+    return parse_symbol_list(text) if text else None
+
+
+def _default_universe(source) -> list[str]:
+    names = None
+    if hasattr(source, "universe"):
+        names = source.universe()
+    elif source.available_symbols() is not None:
+        names = source.available_symbols()
+    if not names:
+        raise CliError("the universe is empty: add symbols with `symbol-pipeline symbols add A,B,...`")
+    return [s for s in validate_symbols(names) if s not in REGRESSOR_ETFS]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    day = _session_or_default(args.date)
+    requested = _symbols_arg(args.symbols)
+    settings = args.settings
+    console = RunConsole(verbose=args.verbose)
+    engine = get_engine(settings.database_url)
+    with engine.begin() as conn:
+        if requested:
+            new = universe.add_symbols(conn, requested, status=universe.STATUS_PENDING)
+            symbols = requested
+        else:
+            symbols = [s for s in universe.symbols_with_status(conn) if s not in REGRESSOR_ETFS]
+            new = []
+            if not symbols:
+                source = price_source_resource(
+                    settings.price_source,
+                    synthetic_seed=settings.synthetic_seed,
+                    synthetic_universe_size=settings.synthetic_universe_size,
+                ).source()
+                symbols = _default_universe(source)
+                universe.add_symbols(conn, symbols, status=universe.STATUS_ACTIVE)
+                console.line(f"empty universe: seeded {len(symbols)} symbols from the {settings.price_source} source")
+    run_symbols = with_regressor_etfs(symbols)
+    console.line(f"symbol layer for {day}: {len(run_symbols)} symbols ({len(new)} new), source {settings.price_source}")
+    with get_instance(settings.data_dir) as instance:
+        orphans = fail_orphaned_runs(instance)
+        if orphans:
+            console.line(f"marked {len(orphans)} run(s) failed whose process is gone: {', '.join(orphans)}")
+        register_symbols(instance, run_symbols)
+        selection = run_symbols if requested else None
+        n_symbols = len(run_symbols) if requested else len(instance.get_dynamic_partitions(SYMBOL_DIMENSION))
+        follower = RunFollower(instance, total=expected_materializations(1, n_symbols))
+        tags = {RUN_KIND_TAG: DAILY_RUN_KIND}
+        if daemon_serving(instance):
+            try:
+                summary = request_and_follow(engine, instance, console, follower, "daily", day, day, selection, "cli")
+            except OpenRequestError as exc:
+                raise CliError(f"{exc}: runs {', '.join(exc.request.run_ids) or 'not started yet'}") from None
+        else:
+            defs = build_definitions(settings)
+            summary = execute_here(instance, defs, console, follower, day, day, selection, tags)
+            if summary.exit_code != 1:
+                # The success sensor requests this under the daemon; here no daemon serves the instance.
+                refresh = run_portfolio_refresh(instance, defs, run_config=console.run_config)
+                if not refresh.success:
+                    console.line(f"portfolio refresh run {refresh.run_ids[0]} FAILED")
+    next_steps = [f"`symbol-pipeline betas --date {day}`", "the runs in the Dagster UI: `dagster dev`"]
+    return console.summary(summary, f"symbol layer {day}", next_steps)
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)
+    return str(value)
+
+
+def cmd_betas(args: argparse.Namespace) -> int:
+    engine = get_engine(args.settings.database_url)
+    symbols = _symbols_arg(args.symbols)
+    with engine.connect() as conn:
+        day = parse_date(args.date) if args.date else beta_store.latest_exposure_date(conn)
+        if day is None:
+            raise CliError("no betas stored yet: run `symbol-pipeline run` first")
+        frame = beta_store.read_exposures(conn, day, symbols)
+    if frame.empty:
+        raise CliError(f"no betas stored for {day}" + (f" and {', '.join(symbols)}" if symbols else ""))
+    if symbols:
+        unknown = sorted(set(symbols) - set(frame["symbol"]))
+        if unknown:
+            _err(f"no betas on {day} for: {', '.join(unknown)}")
+    order = {name: i for i, name in enumerate(FACTOR_NAMES)}
+    frame = frame.assign(_o=frame["factor"].map(order)).sort_values(["symbol", "_o"])
+    rows = [
+        (
+            r.symbol,
+            r.factor,
+            _fmt(None if r.beta is None else float(r.beta)),
+            _fmt(None if r.r_squared is None else float(r.r_squared)),
+            str(int(r.observations)),
+            r.quality,
+        )
+        for r in frame.itertuples(index=False)
+    ]
+    if args.format == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(BETA_CSV_HEADER)
+        writer.writerows(rows)
+    else:
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(BETA_CSV_HEADER)]
+        print(f"betas on {day}")
+        print("  ".join(h.ljust(w) for h, w in zip(BETA_CSV_HEADER, widths)))
+        for row in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+    return 0
+
+
+def cmd_symbols(args: argparse.Namespace) -> int:
+    engine = get_engine(args.settings.database_url)
+    if args.action == "list":
+        with engine.connect() as conn:
+            for status in ("active", "pending", "error", "delisted"):
+                for symbol in universe.symbols_with_status(conn, [status]):
+                    print(f"{symbol}\t{status}")
+        return 0
+    if not args.symbols:
+        raise CliError(f"`symbols {args.action}` needs symbols, e.g. AAPL,MSFT")
+    symbols = parse_symbol_list(args.symbols)
+    if args.action == "add":
+        with engine.begin() as conn:
+            queued = universe.enqueue_symbols(conn, symbols, requested_by="cli", priority=args.priority)
+        for symbol in symbols:
+            print(f"{symbol}\t{'queued for onboarding' if symbol in queued else 'already known'}")
+        return 0
+    code = 0
+    with engine.connect() as conn:
+        for symbol in symbols:
+            status = universe.symbol_status(conn, symbol)
+            if status is None:
+                print(f"{symbol}\tunknown (not in the universe)")
+                code = 1
+                continue
+            print(
+                f"{symbol}\t{status.status}\tlast prices {status.last_price_date or '-'}\t"
+                f"last factors {status.last_factor_date or '-'}"
+                + (f" (stale: the universe is at {status.latest_factor_date})" if status.stale else "")
+                + (f"\tqueue {status.queue_status}" if status.queue_status else "")
+                + (f"\terror: {status.error_message}" if status.error_message else "")
+            )
+    return code
+
+
+def register(sub) -> None:
+    """Add `run`, `betas` and `symbols` to symbol-pipeline's subcommands."""
+    run = sub.add_parser("run", help="materialise the symbol layer for one session through Dagster")
+    run.add_argument("--date", help="YYYY-MM-DD, an NYSE session (default: the latest completed one)")
+    run.add_argument("--symbols", help="comma-separated tickers (default: every active symbol)")
+    run.add_argument("--verbose", action="store_true", help="also print Dagster's per-event log lines")
+    run.set_defaults(func=cmd_run)
+
+    betas = sub.add_parser("betas", help="print stored betas")
+    betas.add_argument("--date", help="YYYY-MM-DD (default: the latest date with betas)")
+    betas.add_argument("--symbols", help="comma-separated tickers (default: all)")
+    betas.add_argument("--format", choices=("csv", "table"), default="table")
+    betas.set_defaults(func=cmd_betas)
+
+    symbols = sub.add_parser("symbols", help="the symbol universe")
+    symbols.add_argument("action", choices=("list", "add", "status"))
+    symbols.add_argument("symbols", nargs="?", help="comma-separated tickers")
+    symbols.add_argument("--priority", type=int, default=0, help="onboarding priority (higher first)")
+    symbols.set_defaults(func=cmd_symbols)

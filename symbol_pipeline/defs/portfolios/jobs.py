@@ -1,0 +1,15 @@
+"""The portfolio job: exposures and stress tests for all or some portfolios."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from symbol_pipeline.defs.portfolios.assets import PORTFOLIO_ASSETS
+from symbol_pipeline.runs.submit import PORTFOLIO_JOB
+
+portfolio_exposures_job = dg.define_asset_job(
+    PORTFOLIO_JOB,
+    selection=dg.AssetSelection.assets(*PORTFOLIO_ASSETS),
+    description="Recompute portfolio exposures and stress tests (config portfolio_ids: empty = all).",
+)
+

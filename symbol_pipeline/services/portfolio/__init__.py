@@ -1,0 +1,72 @@
+"""The portfolio service: the one package the CLI, the HTTP API and the Dagster assets call.
+
+errors: what the service raises on purpose; accounts: users, API keys and the memory of
+accepted keys; book: portfolios and positions; exposures: factor exposures, one portfolio
+through the cache or all in a batch; cache: cache keys, lookup and invalidation; stress:
+scenarios, the ETF covariance and stress tests.
+"""
+
+from symbol_pipeline.services.portfolio.accounts import (
+    DEFAULT_AUTH_CACHE_SECONDS,
+    User,
+    authenticate,
+    clear_auth_cache,
+    create_user,
+    get_user,
+    issue_api_key,
+    remembered_user,
+    revoke_api_key,
+)
+from symbol_pipeline.services.portfolio.book import (
+    add_position,
+    add_positions,
+    changes_after,
+    close_position,
+    create_portfolio,
+    import_positions_csv,
+    list_portfolios,
+    list_positions,
+    portfolios_holding,
+    set_equity,
+    update_position,
+)
+from symbol_pipeline.services.portfolio.cache import (
+    CACHE_EXPOSURES,
+    CACHE_STRESS,
+    DEFAULT_CACHE_TTL,
+    invalidate_all_caches,
+    invalidate_portfolio_cache,
+)
+from symbol_pipeline.services.portfolio.errors import (
+    NonPositiveEquityError,
+    NotFoundError,
+    ServiceError,
+    StressDataError,
+    ValidationError,
+)
+from symbol_pipeline.services.portfolio.exposures import (
+    ExposureBatch,
+    compute_portfolio_exposures,
+    get_portfolio_factor_exposures,
+    portfolio_factor_exposures_json,
+)
+from symbol_pipeline.services.portfolio.stress import (
+    FACTOR_LEGS,
+    StressBatch,
+    compute_portfolio_stress_tests,
+    etf_covariance,
+    load_scenarios,
+    run_stress_test,
+)
+
+__all__ = [
+    "portfolios_holding",
+    "CACHE_EXPOSURES", "CACHE_STRESS", "DEFAULT_AUTH_CACHE_SECONDS", "DEFAULT_CACHE_TTL", "FACTOR_LEGS",
+    "ExposureBatch", "NonPositiveEquityError", "NotFoundError", "ServiceError", "StressBatch", "StressDataError",
+    "User", "ValidationError", "add_position", "add_positions", "authenticate", "changes_after", "clear_auth_cache",
+    "close_position", "compute_portfolio_exposures", "compute_portfolio_stress_tests", "create_portfolio",
+    "create_user", "etf_covariance", "get_portfolio_factor_exposures", "get_user", "import_positions_csv",
+    "invalidate_all_caches", "invalidate_portfolio_cache", "issue_api_key", "list_portfolios", "list_positions",
+    "load_scenarios", "portfolio_factor_exposures_json", "remembered_user", "revoke_api_key", "run_stress_test",
+    "set_equity", "update_position",
+]

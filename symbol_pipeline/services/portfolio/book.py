@@ -1,0 +1,303 @@
+"""The book: portfolios and their positions, created, changed and listed; CSV import.
+
+Every change logs itself for the position-change sensor, bumps the portfolio's version and
+drops its cached analytics in the change's own transaction. `owner_id=None` means "no
+ownership check" (CLI, assets); the API always passes the caller's id, and a portfolio that
+belongs to someone else is reported exactly like a missing one.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy.engine import Connection, Engine
+
+from symbol_pipeline.lib.symbols import InvalidSymbolError, validate_symbol
+from symbol_pipeline.services.portfolio.documents import iso
+from symbol_pipeline.services.portfolio.errors import NonPositiveEquityError, NotFoundError, ValidationError
+from symbol_pipeline.storage.portfolio import book as store
+from symbol_pipeline.storage.portfolio import cache as cache_store
+from symbol_pipeline.storage.portfolio import changes as change_log
+from symbol_pipeline.storage.universe import STATUS_PENDING, enqueue_symbols, known_symbols
+
+SUPPORTED_CURRENCIES = ("USD",)
+MAX_NAME_LENGTH = 128
+_INVESTMENT_CLASS_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
+_POSITION_FIELDS = {"symbol", "quantity", "entry_price", "entry_date", "investment_class"}
+
+
+# --- validation of input ----------------------------------------------------------------------
+
+
+def _finite(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise ValidationError(f"{what} must be a number, got {value!r}") from None
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValidationError(f"{what} must be a finite number, got {value!r}")
+    return value
+
+
+def _date(value: Any, what: str) -> dt.date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ValidationError(f"{what} must be a date in YYYY-MM-DD form, got {value!r}") from None
+
+
+def _symbol(value: Any) -> str:
+    try:
+        return validate_symbol(value)
+    except InvalidSymbolError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def parse_portfolio_id(value: Any) -> str:
+    """The canonical text of a portfolio id; anything that is not a UUID is a missing portfolio."""
+    try:
+        return str(uuid.UUID(str(value)))
+    except (ValueError, TypeError, AttributeError):
+        raise NotFoundError(f"portfolio {value!r} not found") from None
+
+
+def _clean_position(raw: Mapping[str, Any], where: str = "") -> dict[str, Any]:
+    prefix = f"{where}: " if where else ""
+    unknown = set(raw) - _POSITION_FIELDS
+    if unknown:
+        raise ValidationError(f"{prefix}unknown fields {sorted(unknown)}")
+    try:
+        if "symbol" not in raw or "quantity" not in raw:
+            raise ValidationError("symbol and quantity are required")
+        quantity = _finite(raw["quantity"], "quantity")
+        if quantity == 0:
+            raise ValidationError("quantity must not be zero (shorts are negative)")
+        entry_price = raw.get("entry_price")
+        if entry_price is not None and entry_price != "":
+            entry_price = _finite(entry_price, "entry_price")
+            if entry_price <= 0:
+                raise ValidationError(f"entry_price must be positive, got {entry_price}")
+        else:
+            entry_price = None
+        investment_class = (raw.get("investment_class") or "equity")
+        if (not isinstance(investment_class, str) or len(investment_class) > 32
+                or not set(investment_class.lower()) <= _INVESTMENT_CLASS_CHARS):
+            raise ValidationError("investment_class must be up to 32 letters, digits, _ or -")
+        return {
+            "symbol": _symbol(raw["symbol"]),
+            "quantity": quantity,
+            "entry_price": entry_price,
+            "entry_date": _date(raw.get("entry_date"), "entry_date"),
+            "investment_class": investment_class.lower(),
+        }
+    except ValidationError as exc:
+        raise ValidationError(f"{prefix}{exc}") from None
+
+
+# --- portfolios -------------------------------------------------------------------------------
+
+
+def _portfolio_doc(row) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "owner_id": row.owner_id,
+        "name": row.name,
+        "equity": row.equity,
+        "currency": row.currency,
+        "created_at": iso(row.created_at),
+    }
+
+
+def _owned_portfolio(conn: Connection, portfolio_id: Any, owner_id: int | None):
+    row = store.portfolio_row(conn, parse_portfolio_id(portfolio_id))
+    if row is None or (owner_id is not None and row.owner_id != owner_id):
+        raise NotFoundError(f"portfolio {portfolio_id} not found")
+    return row
+
+
+def _record_change(conn: Connection, portfolio_id: str, kind: str) -> None:
+    """Log the change for the sensor, bump the portfolio's version and drop its cached analytics,
+    in the caller's transaction."""
+    change_log.record_change(conn, portfolio_id, kind)
+    store.bump_version(conn, portfolio_id)
+    cache_store.delete_cache(conn, portfolio_id)
+
+
+def create_portfolio(engine: Engine, owner_id: int, name: str, equity: Any, currency: str = "USD") -> dict[str, Any]:
+    name = (name or "").strip() if isinstance(name, str) else ""
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise ValidationError(f"portfolio name must be 1 to {MAX_NAME_LENGTH} characters")
+    equity = _finite(equity, "equity")
+    if equity <= 0:
+        raise NonPositiveEquityError(f"equity must be positive, got {equity}")
+    if currency not in SUPPORTED_CURRENCIES:
+        raise ValidationError(f"currency {currency!r} is not supported; only {', '.join(SUPPORTED_CURRENCIES)}")
+    pid = str(uuid.uuid4())
+    with engine.begin() as conn:
+        store.insert_portfolio(conn, pid, owner_id, name, equity, currency)
+        change_log.record_change(conn, pid, "portfolio_created")
+        row = store.portfolio_row(conn, pid)
+    return _portfolio_doc(row)
+
+
+def list_portfolios(engine: Engine, owner_id: int | None = None) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return [_portfolio_doc(r) for r in store.list_portfolios(conn, owner_id)]
+
+
+def set_equity(engine: Engine, portfolio_id: Any, equity: Any, owner_id: int | None = None) -> dict[str, Any]:
+    """Record the portfolio's equity balance (it may be zero or negative after losses)."""
+    equity = _finite(equity, "equity")
+    with engine.begin() as conn:
+        row = _owned_portfolio(conn, portfolio_id, owner_id)
+        store.update_portfolio(conn, row.id, equity=equity)
+        _record_change(conn, row.id, "equity_updated")
+        return _portfolio_doc(store.portfolio_row(conn, row.id))
+
+
+def changes_after(engine: Engine, cursor: int, limit: int = 100_000) -> list[tuple[int, str, str]]:
+    """The change log after `cursor`: (id, portfolio_id, kind), oldest first."""
+    with engine.connect() as conn:
+        return [(r.id, r.portfolio_id, r.kind) for r in change_log.changes_after(conn, cursor, limit)]
+
+
+# --- positions --------------------------------------------------------------------------------
+
+
+def _position_doc(row) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "portfolio_id": row.portfolio_id,
+        "symbol": row.symbol,
+        "quantity": row.quantity,
+        "entry_price": row.entry_price,
+        "entry_date": iso(row.entry_date),
+        "exit_date": iso(row.exit_date),
+        "exit_price": row.exit_price,
+        "investment_class": row.investment_class,
+    }
+
+
+def _queue_unknown_symbols(conn: Connection, symbols: Sequence[str], requested_by: str) -> list[str]:
+    """Queue symbols the universe does not know; return every one of them not yet ready."""
+    symbols = list(dict.fromkeys(symbols))
+    before = known_symbols(conn, symbols)
+    queued = set(enqueue_symbols(conn, symbols, requested_by=requested_by, priority=1))
+    return [s for s in symbols if s in queued or before.get(s) == STATUS_PENDING]
+
+
+def add_positions(engine: Engine, portfolio_id: Any, rows: Sequence[Mapping[str, Any]],
+                  owner_id: int | None = None, requested_by: str = "service") -> dict[str, Any]:
+    """Add positions (all or none). Returns {"positions": [...], "pending_symbols": [...]}."""
+    cleaned = [_clean_position(r, f"row {i + 1}" if len(rows) > 1 else "") for i, r in enumerate(rows)]
+    if not cleaned:
+        raise ValidationError("no positions given")
+    with engine.begin() as conn:
+        portfolio = _owned_portfolio(conn, portfolio_id, owner_id)
+        ids = store.insert_positions(conn, [{"portfolio_id": portfolio.id, **r} for r in cleaned])
+        pending = _queue_unknown_symbols(conn, [r["symbol"] for r in cleaned], requested_by)
+        _record_change(conn, portfolio.id, "positions_added")
+        docs = [_position_doc(store.position_row(conn, i)) for i in ids]
+    return {"positions": docs, "pending_symbols": pending}
+
+
+def add_position(engine: Engine, portfolio_id: Any, symbol: Any, quantity: Any, entry_price: Any = None,
+                 entry_date: Any = None, investment_class: str = "equity", owner_id: int | None = None,
+                 requested_by: str = "service") -> dict[str, Any]:
+    """Add one position. Returns {"position": {...}, "pending_symbols": [...]}."""
+    row = {"symbol": symbol, "quantity": quantity, "entry_price": entry_price, "entry_date": entry_date,
+           "investment_class": investment_class}
+    result = add_positions(engine, portfolio_id, [row], owner_id=owner_id, requested_by=requested_by)
+    return {"position": result["positions"][0], "pending_symbols": result["pending_symbols"]}
+
+
+def _owned_position(conn: Connection, position_id: Any, owner_id: int | None):
+    try:
+        pid = int(position_id)
+    except (TypeError, ValueError):
+        raise NotFoundError(f"position {position_id!r} not found") from None
+    row = store.position_row(conn, pid)
+    if row is None or (owner_id is not None and row.owner_id != owner_id):
+        raise NotFoundError(f"position {position_id} not found")
+    return row
+
+
+def update_position(engine: Engine, position_id: Any, owner_id: int | None = None, **changes: Any) -> dict[str, Any]:
+    """Change quantity, entry_price, entry_date or investment_class of an open position."""
+    unknown = set(changes) - (_POSITION_FIELDS - {"symbol"})
+    if unknown:
+        raise ValidationError(f"unknown fields {sorted(unknown)}")
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes:
+        raise ValidationError("nothing to update")
+    with engine.begin() as conn:
+        row = _owned_position(conn, position_id, owner_id)
+        if row.exit_date is not None:
+            raise ValidationError(f"position {row.id} is closed")
+        merged = {"symbol": row.symbol, "quantity": row.quantity, "entry_price": row.entry_price,
+                  "entry_date": row.entry_date, "investment_class": row.investment_class, **changes}
+        cleaned = _clean_position(merged)
+        store.update_position(conn, row.id, **{k: cleaned[k] for k in changes})
+        _record_change(conn, row.portfolio_id, "position_updated")
+        return _position_doc(store.position_row(conn, row.id))
+
+
+def close_position(engine: Engine, position_id: Any, exit_date: Any = None, exit_price: Any = None,
+                   owner_id: int | None = None) -> dict[str, Any]:
+    exit_day = _date(exit_date, "exit_date") or dt.date.today()
+    price = None if exit_price in (None, "") else _finite(exit_price, "exit_price")
+    if price is not None and price <= 0:
+        raise ValidationError(f"exit_price must be positive, got {price}")
+    with engine.begin() as conn:
+        row = _owned_position(conn, position_id, owner_id)
+        if row.exit_date is not None:
+            raise ValidationError(f"position {row.id} is already closed (on {row.exit_date})")
+        if row.entry_date is not None and exit_day < row.entry_date:
+            raise ValidationError(f"exit_date {exit_day} is before entry_date {row.entry_date}")
+        store.update_position(conn, row.id, exit_date=exit_day, exit_price=price)
+        _record_change(conn, row.portfolio_id, "position_closed")
+        return _position_doc(store.position_row(conn, row.id))
+
+
+def import_positions_csv(engine: Engine, portfolio_id: Any, text: str, owner_id: int | None = None,
+                         requested_by: str = "import") -> dict[str, Any]:
+    """Add every row of a CSV with header symbol,quantity[,entry_price,entry_date,investment_class]."""
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or not {"symbol", "quantity"} <= {f.strip() for f in reader.fieldnames}:
+        raise ValidationError("CSV needs a header with at least the columns symbol,quantity")
+    rows = []
+    for row in reader:
+        if None in row:
+            raise ValidationError(f"CSV line {reader.line_num}: more fields than the header")
+        rows.append({k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items()
+                     if v not in (None, "") or k.strip() in ("symbol", "quantity")})
+    return add_positions(engine, portfolio_id, rows, owner_id=owner_id, requested_by=requested_by)
+
+
+def list_positions(engine: Engine, portfolio_id: Any, include_closed: bool = False,
+                   owner_id: int | None = None) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        portfolio = _owned_portfolio(conn, portfolio_id, owner_id)
+        return [_position_doc(r) for r in store.list_positions(conn, portfolio.id, include_closed)]
+
+
+def portfolios_holding(engine: Engine, symbols: Sequence[str]) -> list[str]:
+    """The portfolios whose exposures depend on `symbols` (an open position in one of them)."""
+    if not symbols:
+        return []
+    with engine.connect() as conn:
+        return store.portfolios_holding(conn, symbols)

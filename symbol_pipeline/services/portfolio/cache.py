@@ -1,0 +1,79 @@
+"""The analytics cache: what a cached document is keyed by, the one-round-trip lookup, and invalidation.
+
+An exposures entry is keyed by the portfolio's version (bumped by every change in the change's
+own transaction) and the dates of the closes and betas it comes from; a stress entry by its
+exposures key, the calculation date and the scenarios.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.engine import Connection, Engine
+
+from symbol_pipeline.lib import stress as stress_lib
+from symbol_pipeline.services.portfolio.book import parse_portfolio_id
+from symbol_pipeline.services.portfolio.documents import iso
+from symbol_pipeline.services.portfolio.errors import NonPositiveEquityError, NotFoundError
+from symbol_pipeline.storage.portfolio import cache as store
+from symbol_pipeline.storage.portfolio import now
+
+CACHE_EXPOSURES = "factor_exposures"
+CACHE_STRESS = "stress_test"
+DEFAULT_CACHE_TTL = dt.timedelta(hours=24)
+
+
+def exposure_cache_key(version: int, prices_date: Any, betas_date: Any, as_of: Any) -> str:
+    """The exposures cache key: the portfolio's version (bumped by every position or equity change in
+    the change's transaction) and the dates of the closes and betas the figures come from."""
+    return f"v{int(version)}|{iso(prices_date)}|{iso(betas_date)}|{iso(as_of) or 'latest'}"
+
+
+def _scenario_digest(scenarios: Sequence[stress_lib.Scenario]) -> str:
+    return hashlib.sha256(repr([(s.name, sorted(s.shocks.items()), s.rates_bp) for s in scenarios]).encode()).hexdigest()
+
+
+def stress_cache_key(exposure_key: str, calc_date: dt.date, scenarios: Sequence[stress_lib.Scenario]) -> str:
+    return hashlib.sha256(f"{exposure_key}|{calc_date}|{_scenario_digest(scenarios)}".encode()).hexdigest()
+
+
+def lookup_exposures(conn: Connection, portfolio_id: Any, as_of: dt.date | None, owner_id: int | None):
+    """(portfolio id, first row, cache key, cached JSON or None) in one round trip; raises for a
+    portfolio that is missing, someone else's or without positive equity."""
+    pid = parse_portfolio_id(portfolio_id)
+    rows = store.cached_document(conn, pid, CACHE_EXPOSURES, as_of, now())
+    if not rows or (owner_id is not None and rows[0].owner_id != owner_id):
+        raise NotFoundError(f"portfolio {portfolio_id} not found")
+    head = rows[0]
+    if not head.equity > 0:
+        raise NonPositiveEquityError(
+            f"portfolio {pid} has equity {head.equity:g}; weights (market value / equity) need a positive equity"
+        )
+    key = exposure_cache_key(head.version, head.prices_date, head.betas_date, as_of)
+    cached = next((row.data for row in rows if row.cache_key == key), None)
+    return pid, head, key, cached
+
+
+def read_stress(conn: Connection, portfolio_id: str, key: str) -> str | None:
+    return store.read_cache(conn, portfolio_id, CACHE_STRESS, key, now())
+
+
+def write_one(engine: Engine, portfolio_id: str, cache_type: str, key: str, text: str, ttl: dt.timedelta) -> None:
+    """Store one portfolio's document in its own transaction (after a cache miss)."""
+    with engine.begin() as conn:
+        store.write_cache(conn, [{"portfolio_id": portfolio_id, "cache_type": cache_type, "cache_key": key,
+                                  "data": text, "valid_until": now() + ttl}])
+
+
+def invalidate_portfolio_cache(engine: Engine, portfolio_id: Any) -> int:
+    with engine.begin() as conn:
+        return store.delete_cache(conn, parse_portfolio_id(portfolio_id))
+
+
+def invalidate_all_caches(engine: Engine) -> int:
+    """Drop every cached analytics entry: call after the daily symbol run has written new betas."""
+    with engine.begin() as conn:
+        return store.delete_cache(conn)

@@ -1,0 +1,23 @@
+"""The errors the portfolio service raises on purpose; their messages are meant for the user."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Base of the errors the service raises on purpose; the message is meant for the user."""
+
+
+class NotFoundError(ServiceError, LookupError):
+    """No such portfolio, position or user (or it belongs to someone else)."""
+
+
+class ValidationError(ServiceError, ValueError):
+    """Bad input; nothing was written."""
+
+
+class NonPositiveEquityError(ValidationError):
+    """Weights are market value / equity: undefined when equity is zero or negative."""
+
+
+class StressDataError(ServiceError, ValueError):
+    """Not enough ETF history for the covariance."""

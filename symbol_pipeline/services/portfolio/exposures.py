@@ -1,0 +1,274 @@
+"""Factor exposures of portfolios: many at once in one sparse product (the batch the assets run),
+or one through the analytics cache (the API), both as the same JSON document."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from symbol_pipeline.lib import exposures as exposure_lib
+from symbol_pipeline.lib.factors import FACTOR_NAMES
+from symbol_pipeline.services.portfolio.book import parse_portfolio_id
+from symbol_pipeline.services.portfolio.cache import (
+    CACHE_EXPOSURES,
+    DEFAULT_CACHE_TTL,
+    exposure_cache_key,
+    lookup_exposures,
+    write_one,
+)
+from symbol_pipeline.services.portfolio.documents import dumps, iso, number_texts
+from symbol_pipeline.services.portfolio.errors import NonPositiveEquityError, NotFoundError
+from symbol_pipeline.storage import latest
+from symbol_pipeline.storage.dialect import autocommit
+from symbol_pipeline.storage.portfolio import book, now
+from symbol_pipeline.storage.portfolio import cache as cache_store
+from symbol_pipeline.storage.portfolio import exposures as store
+
+
+class _LazyDocuments(Mapping[str, dict[str, Any]]):
+    """The exposures documents decoded from their JSON text on access (the batch writes the text)."""
+
+    def __init__(self, texts: Mapping[str, str]):
+        self._texts = texts
+        self._decoded: dict[str, dict[str, Any]] = {}
+
+    def __getitem__(self, pid: str) -> dict[str, Any]:
+        if pid not in self._decoded:
+            self._decoded[pid] = json.loads(self._texts[pid])
+        return self._decoded[pid]
+
+    def __iter__(self):
+        return iter(self._texts)
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+
+@dataclass
+class ExposureBatch:
+    """Exposures of many portfolios: JSON texts and cache keys of those that could be computed."""
+
+    as_of: dt.date | None
+    prices_date: dt.date | None
+    betas_date: dt.date | None
+    texts: dict[str, str] = field(default_factory=dict)
+    cache_keys: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    factor_rows: pd.DataFrame | None = None
+    summary_rows: pd.DataFrame | None = None
+    _documents: _LazyDocuments | None = field(default=None, init=False, repr=False)
+
+    @property
+    def documents(self) -> Mapping[str, dict[str, Any]]:
+        """Per portfolio the exposures document, exactly the JSON the API serves, decoded."""
+        if self._documents is None:
+            self._documents = _LazyDocuments(self.texts)
+        return self._documents
+
+    @property
+    def portfolio_ids(self) -> list[str]:
+        return list(self.texts)
+
+
+def _market_values(pos: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(market value, unpriced flag) per position: quantity × close, else × entry price (flagged)."""
+    close = pos["close"].to_numpy(dtype=float)
+    entry = pos["entry_price"].to_numpy(dtype=float)
+    qty = pos["quantity"].to_numpy(dtype=float)
+    unpriced = np.isnan(close)
+    price = np.where(unpriced, entry, close)
+    return np.nan_to_num(qty * price), unpriced
+
+
+def _document_template() -> str:
+    """The exposures document with %s slots, keys in the order the API has always served them."""
+    factors = ",".join(f'"{name}":{{"beta":%s,"dollar_exposure":%s,"coverage":%s,"missing_symbols":%s}}'
+                       for name in FACTOR_NAMES)
+    return ('{"portfolio_id":%s,"as_of":%s,"prices_date":%s,"betas_date":%s,"currency":"USD","equity":%s,'
+            '"gross_exposure":%s,"net_exposure":%s,"gross_leverage":%s,"net_leverage":%s,"positions":%s,'
+            '"factors":{' + factors + '},"missing_symbols":%s,"stale_symbols":%s,"unpriced_symbols":%s,'
+            '"computed_at":%s}')
+
+
+_DOCUMENT_TEMPLATE = _document_template()
+
+
+def _exposure_documents(pids: Sequence[str], state: Mapping[str, tuple[float, int]], pos: pd.DataFrame,
+                        symbols: Sequence[str], betas: np.ndarray, beta_dates: np.ndarray, as_of: dt.date | None,
+                        prices_date: dt.date | None, betas_date: dt.date | None) -> ExposureBatch:
+    """Every portfolio's exposures from positions (with closes) and the symbol betas, as one sparse product.
+
+    state: per portfolio (equity, version)
+    pos: portfolio_id, symbol, quantity, entry_price, close (NaN where no close on or before as_of)
+    betas, beta_dates: shape (S, F) in the order of `symbols`
+    The JSON documents are formatted from the result arrays in one pass (no dict per portfolio).
+    """
+    batch = ExposureBatch(as_of=as_of, prices_date=prices_date, betas_date=betas_date)
+    pids = list(pids)
+    n_p, n_f = len(pids), len(FACTOR_NAMES)
+    row_of = {p: i for i, p in enumerate(pids)}
+    col_of = {s: i for i, s in enumerate(symbols)}
+    p_idx = pos["portfolio_id"].map(row_of).to_numpy(dtype=np.int64)
+    s_idx = pos["symbol"].map(col_of).to_numpy(dtype=np.int64)
+    mv, unpriced = _market_values(pos)
+    eq = np.array([state[p][0] for p in pids], dtype=float)  # (P,)
+    matrix = exposure_lib.market_value_matrix(p_idx, s_idx, mv, (n_p, len(symbols)))
+    result = exposure_lib.aggregate_exposures(matrix, betas, eq)
+    counts = np.bincount(p_idx, minlength=n_p)  # (P,)
+
+    # Naming: only the (few) positions with a missing or stale beta, or without a close, are looked at one by one.
+    missing = np.isnan(betas)  # (S, F)
+    betas_day = np.datetime64(betas_date, "D") if betas_date is not None else np.datetime64("NaT")
+    stale_symbol = ((beta_dates < betas_day) & ~missing).any(axis=1)  # (S,)
+    flagged = missing.any(axis=1)[s_idx] | stale_symbol[s_idx] | unpriced
+    by_portfolio: dict[int, dict[str, Any]] = {}
+    rows_k = np.flatnonzero(flagged)
+    missing_of = {s: np.flatnonzero(missing[s]).tolist() for s in set(s_idx[rows_k].tolist())}
+    stale_of = stale_symbol.tolist()
+    for i, s, no_close in zip(p_idx[rows_k].tolist(), s_idx[rows_k].tolist(), unpriced[rows_k].tolist()):
+        entry = by_portfolio.setdefault(i, {"missing": {}, "stale": set(), "unpriced": set()})
+        symbol = symbols[s]
+        for f in missing_of[s]:
+            entry["missing"].setdefault(f, set()).add(symbol)
+        if stale_of[s]:
+            entry["stale"].add(symbol)
+        if no_close:
+            entry["unpriced"].add(symbol)
+
+    # Symbol lists as JSON text: "[]" except for the flagged portfolios.
+    factor_missing = np.full((n_p, n_f), "[]", dtype=object)  # (P, F)
+    lists = np.full((n_p, 3), "[]", dtype=object)  # (P, 3): missing (any factor), stale, unpriced
+    for i, names in by_portfolio.items():
+        for f, found in names["missing"].items():
+            factor_missing[i, f] = dumps(sorted(found))
+        lists[i, 0] = dumps(sorted(set().union(*names["missing"].values())))
+        lists[i, 1] = dumps(sorted(names["stale"]))
+        lists[i, 2] = dumps(sorted(names["unpriced"]))
+
+    valid = result.valid
+    for i in np.flatnonzero(~valid).tolist():
+        batch.errors[pids[i]] = (f"portfolio {pids[i]} has equity {eq[i]:g}; weights (market value / equity) "
+                                 "need a positive equity")
+    vi = np.flatnonzero(valid)  # rows that get a document
+    valid_pids = [pids[i] for i in vi.tolist()]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        head = number_texts(np.column_stack([
+            eq, result.gross_exposure, result.net_exposure, result.gross_exposure / eq, result.net_exposure / eq,
+        ])[vi])  # (V, 5)
+    per_factor = np.stack([number_texts(result.beta[vi]), number_texts(result.dollar_exposure[vi]),
+                           number_texts(result.coverage[vi]), factor_missing[vi]], axis=2).reshape(len(vi), 4 * n_f)
+    constants = (dumps(iso(as_of)), dumps(iso(prices_date)), dumps(iso(betas_date)))
+    tail = dumps(now().isoformat())
+    template = _DOCUMENT_TEMPLATE
+    for row, pid, h, fac, named in zip(vi.tolist(), valid_pids, head.tolist(), per_factor.tolist(),
+                                       lists[vi].tolist()):
+        batch.texts[pid] = template % ('"' + pid + '"', *constants, *h, int(counts[row]), *fac, *named, tail)
+        batch.cache_keys[pid] = exposure_cache_key(state[pid][1], prices_date, betas_date, as_of)
+
+    wide = {"portfolio_id": np.array(valid_pids, dtype=object), "as_of": as_of, "betas_date": betas_date}
+    for f, name in enumerate(FACTOR_NAMES):
+        wide[f"beta_{name}"] = result.beta[vi, f]
+        wide[f"dollar_exposure_{name}"] = result.dollar_exposure[vi, f]
+        wide[f"coverage_{name}"] = result.coverage[vi, f]
+    batch.factor_rows = pd.DataFrame(wide)
+    errors = np.array([batch.errors.get(p) for p in pids], dtype=object)
+    batch.summary_rows = pd.DataFrame({
+        "portfolio_id": np.array(pids, dtype=object), "as_of": as_of, "betas_date": betas_date,
+        "prices_date": prices_date, "equity": eq, "gross_exposure": result.gross_exposure,
+        "net_exposure": result.net_exposure, "positions": counts.astype(np.int64),
+        "missing_symbols": lists[:, 0], "stale_symbols": lists[:, 1], "unpriced_symbols": lists[:, 2],
+        "error": errors,
+    })
+    return batch
+
+
+def compute_portfolio_exposures(engine: Engine, portfolio_ids: Sequence[str] | None = None,
+                                as_of: dt.date | None = None, *, store_results: bool = True,
+                                ttl: dt.timedelta = DEFAULT_CACHE_TTL) -> ExposureBatch:
+    """Exposures of the given portfolios (all when None or empty) in one sparse product.
+
+    With store_results, the snapshot tables and the cache are replaced for those portfolios
+    in one transaction. A portfolio with equity <= 0 is reported in `errors`, the rest go on.
+    """
+    ids = None if not portfolio_ids else sorted({parse_portfolio_id(p) for p in portfolio_ids})
+    with engine.begin() as conn:
+        prices_date, betas_date = latest.snapshot_dates(conn, as_of)
+        state = book.equity_and_version(conn, ids)
+        pids = sorted(state)
+        pos = book.open_positions_frame(conn, pids if ids is not None else None)
+        pos = pos[pos["portfolio_id"].isin(state.keys())] if ids is None else pos
+        symbols = sorted(set(pos["symbol"]))
+        closes = latest.latest_closes(conn, symbols, as_of, prices_date)
+        close_of = dict(zip(closes["symbol"], closes["value"].astype(float)))
+        pos = pos.assign(close=pos["symbol"].map(close_of).astype(float),
+                         entry_price=pos["entry_price"].astype(float), quantity=pos["quantity"].astype(float))
+        betas, beta_dates = latest.latest_betas(conn, symbols, as_of, betas_date)
+        batch = _exposure_documents(pids, state, pos, symbols, betas, beta_dates, as_of, prices_date, betas_date)
+        for missing in sorted(set(ids or ()) - set(pids)):
+            batch.errors[missing] = f"portfolio {missing} not found"
+        if store_results:
+            store.write_exposures(conn, ids if ids is not None else None, batch.factor_rows, batch.summary_rows)
+            cache_store.write_cache(conn, pd.DataFrame({
+                "portfolio_id": np.array(list(batch.texts), dtype=object), "cache_type": CACHE_EXPOSURES,
+                "cache_key": np.array([batch.cache_keys[p] for p in batch.texts], dtype=object),
+                "data": np.array(list(batch.texts.values()), dtype=object), "valid_until": now() + ttl,
+            }), replace_all=ids is None)
+    return batch
+
+
+def exposures_text(engine: Engine, portfolio_id: Any, as_of: dt.date | None, owner_id: int | None,
+                   ttl: dt.timedelta) -> tuple[str, str, bool]:
+    """(JSON document, cache key, cache hit) for one portfolio. A hit is one round trip."""
+    with autocommit(engine).connect() as conn:
+        pid, head, key, cached = lookup_exposures(conn, portfolio_id, as_of, owner_id)
+        if cached is not None:
+            return cached, key, True
+        # A miss: the positions are read after the version, so they are at least that new; a
+        # change committed meanwhile bumped the version and the entry written here is never hit.
+        snap = book.portfolio_positions_snapshot(conn, pid, as_of)
+        if not snap:
+            raise NotFoundError(f"portfolio {portfolio_id} not found")
+        held = [r for r in snap if r.symbol is not None]
+        closes = [r.close for r in held]
+        if any(c is None for c in closes):
+            older = latest.latest_closes(conn, sorted({r.symbol for r in held if r.close is None}), as_of,
+                                         head.prices_date)
+            fill = dict(zip(older["symbol"], older["value"].astype(float)))
+            closes = [c if c is not None else fill.get(r.symbol) for c, r in zip(closes, held)]
+        pos = pd.DataFrame({
+            "portfolio_id": pid, "symbol": [r.symbol for r in held],
+            "quantity": np.array([r.quantity for r in held], dtype=float),
+            "entry_price": np.array([np.nan if r.entry_price is None else r.entry_price for r in held], dtype=float),
+            "close": np.array([np.nan if c is None else c for c in closes], dtype=float),
+        })
+        symbols = sorted(set(pos["symbol"]))
+        betas, beta_dates = latest.latest_betas(conn, symbols, as_of, head.betas_date)
+    batch = _exposure_documents([pid], {pid: (snap[0].equity, head.version)}, pos, symbols, betas, beta_dates,
+                                as_of, head.prices_date, head.betas_date)
+    if pid in batch.errors:  # equity changed to <= 0 between the two reads
+        raise NonPositiveEquityError(batch.errors[pid])
+    text = batch.texts[pid]
+    write_one(engine, pid, CACHE_EXPOSURES, key, text, ttl)
+    return text, key, False
+
+
+def portfolio_factor_exposures_json(engine: Engine, portfolio_id: Any, as_of: dt.date | None = None,
+                                    owner_id: int | None = None,
+                                    ttl: dt.timedelta = DEFAULT_CACHE_TTL) -> tuple[str, bool]:
+    """The exposures document as JSON text (served as is by the API) and whether the cache answered."""
+    text, _, hit = exposures_text(engine, portfolio_id, as_of, owner_id, ttl)
+    return text, hit
+
+
+def get_portfolio_factor_exposures(engine: Engine, portfolio_id: Any, as_of: dt.date | None = None,
+                                   owner_id: int | None = None,
+                                   ttl: dt.timedelta = DEFAULT_CACHE_TTL) -> dict[str, Any]:
+    """A portfolio's factor exposures, from the cache when the positions hash and betas date match."""
+    return json.loads(portfolio_factor_exposures_json(engine, portfolio_id, as_of, owner_id, ttl)[0])

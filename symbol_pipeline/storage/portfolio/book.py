@@ -1,0 +1,141 @@
+"""Portfolios and their positions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from symbol_pipeline.storage.dialect import chunks, is_postgres, read_frame
+from symbol_pipeline.storage.latest import dates_subquery
+from symbol_pipeline.storage.portfolio import now
+from symbol_pipeline.storage.portfolio_schema import PortfolioId, portfolios, positions
+from symbol_pipeline.storage.schema import symbol_prices_daily
+
+
+def insert_portfolio(conn: Connection, portfolio_id: str, owner_id: int, name: str, equity: float,
+                     currency: str) -> None:
+    conn.execute(
+        portfolios.insert().values(id=portfolio_id, owner_id=owner_id, name=name, equity=equity, currency=currency)
+    )
+
+
+def portfolio_row(conn: Connection, portfolio_id: str):
+    return conn.execute(sa.select(portfolios).where(portfolios.c.id == portfolio_id)).first()
+
+
+def update_portfolio(conn: Connection, portfolio_id: str, **values: Any) -> None:
+    conn.execute(portfolios.update().where(portfolios.c.id == portfolio_id).values(updated_at=now(), **values))
+
+
+def list_portfolios(conn: Connection, owner_id: int | None = None):
+    stmt = sa.select(portfolios).order_by(portfolios.c.created_at, portfolios.c.id)
+    if owner_id is not None:
+        stmt = stmt.where(portfolios.c.owner_id == owner_id)
+    return conn.execute(stmt).all()
+
+
+def bump_version(conn: Connection, portfolio_id: str) -> None:
+    """Make every cache entry computed from the portfolio's previous state unreachable."""
+    conn.execute(portfolios.update().where(portfolios.c.id == portfolio_id)
+                 .values(version=portfolios.c.version + 1))
+
+
+def equity_and_version(conn: Connection, portfolio_ids: Sequence[str] | None) -> dict[str, tuple[float, int]]:
+    """Per portfolio (all when None): (equity, version)."""
+    stmt = sa.select(portfolios.c.id, portfolios.c.equity, portfolios.c.version)
+    if portfolio_ids is None:
+        return {r.id: (r.equity, r.version) for r in conn.execute(stmt)}
+    out: dict[str, tuple[float, int]] = {}
+    for chunk in chunks(list(portfolio_ids)):
+        out.update({r.id: (r.equity, r.version) for r in conn.execute(stmt.where(portfolios.c.id.in_(chunk)))})
+    return out
+
+
+def insert_positions(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
+    if not rows:
+        return []
+    return [conn.execute(positions.insert().values(**r).returning(positions.c.id)).scalar_one() for r in rows]
+
+
+def position_row(conn: Connection, position_id: int):
+    """The position with its portfolio's owner, or None."""
+    return conn.execute(
+        sa.select(positions, portfolios.c.owner_id)
+        .join(portfolios, portfolios.c.id == positions.c.portfolio_id)
+        .where(positions.c.id == position_id)
+    ).first()
+
+
+def update_position(conn: Connection, position_id: int, **values: Any) -> None:
+    conn.execute(positions.update().where(positions.c.id == position_id).values(updated_at=now(), **values))
+
+
+def list_positions(conn: Connection, portfolio_id: str, include_closed: bool = False):
+    stmt = sa.select(positions).where(positions.c.portfolio_id == portfolio_id).order_by(positions.c.id)
+    if not include_closed:
+        stmt = stmt.where(positions.c.exit_date.is_(None))
+    return conn.execute(stmt).all()
+
+
+def open_positions_frame(conn: Connection, portfolio_ids: Sequence[str] | None) -> pd.DataFrame:
+    """Open positions: columns portfolio_id, symbol, quantity, entry_price (one row per position)."""
+    cols = [positions.c.portfolio_id, positions.c.symbol, positions.c.quantity, positions.c.entry_price]
+    stmt = sa.select(*cols).where(positions.c.exit_date.is_(None))
+    names = ["portfolio_id", "symbol", "quantity", "entry_price"]
+    if portfolio_ids is None:
+        if is_postgres(conn):
+            return read_frame(conn, stmt)
+        return pd.DataFrame(conn.execute(stmt).all(), columns=names)
+    frames = [pd.DataFrame(conn.execute(stmt.where(positions.c.portfolio_id.in_(chunk))).all(), columns=names)
+              for chunk in chunks(list(portfolio_ids))]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=names)
+
+
+def portfolios_holding(conn: Connection, symbols: Sequence[str]) -> list[str]:
+    """Ids of the portfolios with an open position in any of `symbols`, sorted."""
+    found: set[str] = set()
+    for chunk in chunks(list(symbols)):
+        stmt = sa.select(positions.c.portfolio_id).where(
+            positions.c.exit_date.is_(None), positions.c.symbol.in_(chunk)
+        ).distinct()
+        found.update(str(pid) for pid in conn.execute(stmt).scalars())
+    return sorted(found)
+
+
+@lru_cache(maxsize=2)
+def _positions_snapshot_stmt(with_as_of: bool) -> sa.Select:
+    """Built once: on the hot path, building and hashing a statement costs more than running it."""
+    px = symbol_prices_daily
+    pid = sa.bindparam("pid", type_=PortfolioId)
+    dates = dates_subquery(sa.bindparam("as_of", type_=sa.Date) if with_as_of else None)
+    open_pos = (
+        sa.select(positions.c.portfolio_id, positions.c.symbol, positions.c.quantity, positions.c.entry_price)
+        .where(positions.c.portfolio_id == pid, positions.c.exit_date.is_(None))
+        .subquery("pos")
+    )
+    return (
+        sa.select(portfolios.c.owner_id, portfolios.c.equity, dates.c.prices_date, dates.c.betas_date,
+                  open_pos.c.symbol, open_pos.c.quantity, open_pos.c.entry_price, px.c.close)
+        .select_from(
+            portfolios.join(dates, sa.true())
+            .outerjoin(open_pos, open_pos.c.portfolio_id == portfolios.c.id)
+            .outerjoin(px, sa.and_(px.c.symbol == open_pos.c.symbol, px.c.date == dates.c.prices_date))
+        )
+        .where(portfolios.c.id == pid)
+    )
+
+
+def portfolio_positions_snapshot(conn: Connection, portfolio_id: str, as_of: dt.date | None) -> list:
+    """A cache miss's read in one round trip: one row per open position (or one row with symbol NULL).
+
+    Columns owner_id, equity, prices_date, betas_date, symbol, quantity, entry_price, close (the
+    close on prices_date, NULL when the symbol has none that day); no rows when no such portfolio.
+    """
+    params = {"pid": portfolio_id} if as_of is None else {"pid": portfolio_id, "as_of": as_of}
+    return conn.execute(_positions_snapshot_stmt(as_of is not None), params).all()

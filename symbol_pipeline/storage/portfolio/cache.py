@@ -1,0 +1,102 @@
+"""The analytics cache: one JSON document per portfolio and cache type, keyed by what it was computed from."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from symbol_pipeline.storage.dialect import bulk_insert, chunks, execute_prepared, upsert
+from symbol_pipeline.storage.latest import dates_subquery
+from symbol_pipeline.storage.portfolio_schema import PortfolioId, portfolio_analytics_cache, portfolios
+
+
+@lru_cache(maxsize=2)
+def _cached_document_stmt(with_as_of: bool) -> sa.Select:
+    pid = sa.bindparam("pid", type_=PortfolioId)
+    dates = dates_subquery(sa.bindparam("as_of", type_=sa.Date) if with_as_of else None)
+    c = portfolio_analytics_cache.c
+    return (
+        sa.select(portfolios.c.owner_id, portfolios.c.equity, portfolios.c.version, dates.c.prices_date,
+                  dates.c.betas_date, c.cache_key, c.data)
+        .select_from(
+            portfolios.join(dates, sa.true()).outerjoin(
+                portfolio_analytics_cache,
+                sa.and_(c.portfolio_id == portfolios.c.id, c.cache_type == sa.bindparam("cache_type"),
+                        c.valid_until > sa.bindparam("at", type_=sa.DateTime(timezone=True))),
+            )
+        )
+        .where(portfolios.c.id == pid)
+    )
+
+
+def cached_document(conn: Connection, portfolio_id: str, cache_type: str, as_of: dt.date | None,
+                    at: dt.datetime) -> list:
+    """The cache-hit path in one round trip. No rows when no such portfolio; otherwise one row
+    per unexpired entry of `cache_type` (one row with cache_key NULL when there is none).
+
+    Columns owner_id, equity, version, prices_date, betas_date (both on or before as_of), cache_key, data.
+    """
+    params = {"pid": portfolio_id, "cache_type": cache_type, "at": at}
+    if as_of is not None:
+        params["as_of"] = as_of
+    return execute_prepared(conn, "sp_cached_document", _cached_document_stmt(as_of is not None), params)
+
+
+@lru_cache(maxsize=1)
+def _read_cache_stmt() -> sa.Select:
+    c = portfolio_analytics_cache.c
+    return sa.select(c.data).where(
+        c.portfolio_id == sa.bindparam("pid", type_=PortfolioId),
+        c.cache_type == sa.bindparam("cache_type"),
+        c.cache_key == sa.bindparam("cache_key"),
+        c.valid_until > sa.bindparam("at", type_=sa.DateTime(timezone=True)),
+    )
+
+
+def read_cache(conn: Connection, portfolio_id: str, cache_type: str, cache_key: str, at: dt.datetime) -> str | None:
+    return conn.execute(
+        _read_cache_stmt(), {"pid": portfolio_id, "cache_type": cache_type, "cache_key": cache_key, "at": at}
+    ).scalar()
+
+
+def write_cache(conn: Connection, rows: Sequence[dict[str, Any]] | pd.DataFrame, *, replace_all: bool = False) -> None:
+    """Store entries (portfolio_id, cache_type, cache_key, data, valid_until), one per portfolio and type.
+
+    Older entries of the same portfolio and type are deleted first: they can never be hit again.
+    """
+    if len(rows) == 0:
+        return
+    if isinstance(rows, pd.DataFrame):
+        frame, records = rows, None
+        pairs = list(zip(rows["cache_type"].tolist(), rows["portfolio_id"].tolist()))
+    else:  # a few entries (a cache miss): no DataFrame unless COPY needs one
+        records = list(rows)
+        frame = pd.DataFrame(records) if len(records) > 1000 else None
+        pairs = [(r["cache_type"], r["portfolio_id"]) for r in records]
+    c = portfolio_analytics_cache.c
+    types = sorted({t for t, _ in pairs})
+    if replace_all:
+        conn.execute(portfolio_analytics_cache.delete().where(c.cache_type.in_(types)))
+        bulk_insert(conn, portfolio_analytics_cache, frame if frame is not None else pd.DataFrame(records))
+        return
+    for cache_type in types:
+        ids = [p for t, p in pairs if t == cache_type]
+        for chunk in chunks(ids):
+            conn.execute(portfolio_analytics_cache.delete().where(c.cache_type == cache_type, c.portfolio_id.in_(chunk)))
+    if len(pairs) > 1000:
+        bulk_insert(conn, portfolio_analytics_cache, frame if frame is not None else pd.DataFrame(records))
+    else:
+        upsert(conn, portfolio_analytics_cache, records if records is not None else frame.to_dict("records"))
+
+
+def delete_cache(conn: Connection, portfolio_id: str | None = None) -> int:
+    stmt = portfolio_analytics_cache.delete()
+    if portfolio_id is not None:
+        stmt = stmt.where(portfolio_analytics_cache.c.portfolio_id == portfolio_id)
+    return conn.execute(stmt).rowcount

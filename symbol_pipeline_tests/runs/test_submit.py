@@ -1,0 +1,48 @@
+"""runs.submit: what the CLI and the HTTP API use to start and follow symbol-layer runs."""
+
+import dagster as dg
+
+from symbol_pipeline.runs import keys, submit
+
+
+def test_contiguous_blocks_follow_the_dynamic_order():
+    order = ["A", "B", "C", "D", "E", "F"]
+    assert keys.contiguous_blocks(["B", "C", "E"], order) == [("B", "C"), ("E", "E")]
+    assert keys.contiguous_blocks(["F", "A"], order) == [("A", "A"), ("F", "F")]
+    assert keys.contiguous_blocks([], order) == []
+
+
+def test_register_symbols_adds_only_new_keys():
+    with dg.instance_for_test() as instance:
+        assert submit.register_symbols(instance, ["SPY", "AAPL"]) == ["SPY", "AAPL"]
+        assert submit.register_symbols(instance, ["AAPL", "MSFT", "MSFT"]) == ["MSFT"]
+        assert instance.get_dynamic_partitions("symbol") == ["SPY", "AAPL", "MSFT"]
+
+
+def test_symbol_batch_status_reads_the_latest_daily_run():
+    with dg.instance_for_test() as instance:
+        assert submit.symbol_batch_status(instance) == {"status": "never_run"}
+        instance.add_run(dg.DagsterRun(job_name="symbol_layer_job", run_id="r-1", status=dg.DagsterRunStatus.FAILURE,
+                                       tags={"dagster/asset_partition_range_start": "2024-06-28|A",
+                                             keys.RUN_KIND_TAG: keys.DAILY_RUN_KIND}))
+        # An onboarding run afterwards is not the daily batch.
+        instance.add_run(dg.DagsterRun(job_name="symbol_layer_job", run_id="r-2", status=dg.DagsterRunStatus.SUCCESS,
+                                       tags={keys.RUN_KIND_TAG: keys.ONBOARDING_RUN_KIND}))
+        status = submit.symbol_batch_status(instance)
+    assert status["status"] == "FAILURE" and status["run_id"] == "r-1"
+    assert status["range_start"] == "2024-06-28|A" and status["counts"] == {}
+
+
+def test_keys_round_trip_and_range_tags():
+    key = keys.date_symbol_key("2024-06-28", "BRK.B")
+    assert str(key) == "2024-06-28|BRK.B"
+    assert keys.split_key(str(key)) == ("2024-06-28", "BRK.B") == keys.split_key(key)
+    assert keys.parse_date_key("2024-06-28|A").isoformat() == "2024-06-28" == keys.parse_date_key("2024-06-28").isoformat()
+    dates, symbols = keys.dates_and_symbols(["2024-06-28|B", "2024-06-27|A", "2024-06-28|A"])
+    assert [d.isoformat() for d in dates] == ["2024-06-27", "2024-06-28"] and symbols == ["A", "B"]
+    tags = keys.range_tags("2024-06-27", "2024-06-28", "B", "D")
+    order = ["A", "B", "C", "D", "E"]
+    assert keys.symbols_in_range(order, tags) == ["B", "C", "D"]
+    assert keys.dates_in_range(tags) == ("2024-06-27", "2024-06-28")
+    assert keys.symbols_in_range(order, {keys.PARTITION_TAG: "2024-06-28|E"}) == ["E"]
+    assert keys.symbols_in_range(order, keys.range_tags("2024-06-28", "2024-06-28", "X", "D")) == []
