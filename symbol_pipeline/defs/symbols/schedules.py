@@ -32,6 +32,7 @@ the date locks (storage/locks.py) keep them from writing that date at the same m
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -57,44 +58,47 @@ def _tick_date(context: dg.ScheduleEvaluationContext) -> str:
     return when.astimezone(_EXCHANGE_TZ).date().isoformat() if when else "?"
 
 
+def _on_sessions(
+    name: str, job: dg.UnresolvedAssetJobDefinition, cron: str, timezone: str, description: str,
+    request: Callable[[dg.ScheduleEvaluationContext, str], dg.RunRequest | dg.SkipReason],
+) -> dg.ScheduleDefinition:
+    """A schedule at `cron` that skips non-sessions and asks `request` for the session's run."""
+
+    @dg.schedule(
+        name=name, job=job, cron_schedule=cron, execution_timezone=timezone,
+        default_status=dg.DefaultScheduleStatus.RUNNING, description=description,
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        day = scheduled_session(context)
+        if day is None:
+            return dg.SkipReason(f"{_tick_date(context)} is not an NYSE trading session")
+        return request(context, day.isoformat())
+
+    return _schedule
+
+
+def _universe_run(context: dg.ScheduleEvaluationContext, day: str) -> dg.RunRequest | dg.SkipReason:
+    symbols = context.instance.get_dynamic_partitions(SYMBOL_DIMENSION)
+    if not symbols:
+        return dg.SkipReason("the dynamic `symbol` partition is empty: onboard symbols first")
+    return dg.RunRequest(
+        run_key=day, tags={**range_tags(day, day, symbols[0], symbols[-1]), RUN_KIND_TAG: DAILY_RUN_KIND}
+    )
+
+
+def _etf_run(_: dg.ScheduleEvaluationContext, day: str) -> dg.RunRequest:
+    return dg.RunRequest(run_key=day, partition_key=day, tags={RUN_KIND_TAG: DAILY_RUN_KIND})
+
+
 def build_symbol_schedules(cron: str, timezone: str) -> list[dg.ScheduleDefinition]:
     """The daily schedules at `cron` in `timezone` (settings read by definitions.py)."""
-
-    @dg.schedule(
-        name="symbol_daily_schedule",
-        job=symbol_layer_job,
-        cron_schedule=cron,
-        execution_timezone=timezone,
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="After the close on each NYSE session: one run over that date × every symbol key.",
-    )
-    def symbol_daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-        day = scheduled_session(context)
-        if day is None:
-            return dg.SkipReason(f"{_tick_date(context)} is not an NYSE trading session")
-        symbols = context.instance.get_dynamic_partitions(SYMBOL_DIMENSION)
-        if not symbols:
-            return dg.SkipReason("the dynamic `symbol` partition is empty: onboard symbols first")
-        d = day.isoformat()
-        return dg.RunRequest(
-            run_key=d,
-            tags={**range_tags(d, d, symbols[0], symbols[-1]), RUN_KIND_TAG: DAILY_RUN_KIND},
-        )
-
-
-    @dg.schedule(
-        name="factor_returns_daily_schedule",
-        job=factor_returns_job,
-        cron_schedule=cron,
-        execution_timezone=timezone,
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="The regressor ETFs' returns for the session, on the same tick as symbol_daily_schedule.",
-    )
-    def factor_returns_daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-        day = scheduled_session(context)
-        if day is None:
-            return dg.SkipReason(f"{_tick_date(context)} is not an NYSE trading session")
-        d = day.isoformat()
-        return dg.RunRequest(run_key=d, partition_key=d, tags={RUN_KIND_TAG: DAILY_RUN_KIND})
-
-    return [symbol_daily_schedule, factor_returns_daily_schedule]
+    return [
+        _on_sessions(
+            "symbol_daily_schedule", symbol_layer_job, cron, timezone,
+            "After the close on each NYSE session: one run over that date × every symbol key.", _universe_run,
+        ),
+        _on_sessions(
+            "factor_returns_daily_schedule", factor_returns_job, cron, timezone,
+            "The regressor ETFs' returns for the session, on the same tick as symbol_daily_schedule.", _etf_run,
+        ),
+    ]
