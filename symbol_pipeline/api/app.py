@@ -18,10 +18,20 @@ from typing import Annotated, Any
 import anyio.to_thread
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, field_validator
 from sqlalchemy.engine import Engine
 
+from symbol_pipeline.api.limits import (
+    DEFAULT_MAX_BODY_BYTES,
+    MAX_BODY_ENV,
+    UNAUTHORISED_DETAIL,
+    USER_SCOPE_KEY,
+    BodyLimitMiddleware,
+    short_message,
+    validation_error_handler,
+)
 from symbol_pipeline.config import get_settings, normalise_database_url
 from symbol_pipeline.lib.symbols import InvalidSymbolError, validate_symbol
 from symbol_pipeline.runs.requests import daily_batch_status, request_daily_symbol_batch
@@ -39,7 +49,7 @@ class _Strict(BaseModel):
 class PortfolioIn(_Strict):
     name: StrictStr = Field(min_length=1, max_length=128)
     equity: Number = Field(gt=0, description="Cash equity in USD; must be positive")
-    currency: StrictStr = Field("USD", description="Only USD is supported")
+    currency: StrictStr = Field("USD", max_length=16, description="Only USD is supported")
 
 
 class PositionIn(_Strict):
@@ -74,12 +84,14 @@ def _error(status: int, message: str) -> JSONResponse:
 @dataclass(frozen=True)
 class ApiSettings:
     """What the API process is given: its database, the Dagster data folder the admin endpoints
-    launch runs in, how long an accepted key is remembered, and an extra stress scenarios file."""
+    launch runs in, how long an accepted key is remembered, an extra stress scenarios file, and
+    the largest request body accepted (413 beyond it, before anything is parsed)."""
 
     database_url: str
     data_dir: Path
     auth_cache_seconds: float = service.DEFAULT_AUTH_CACHE_SECONDS
     scenarios_file: str | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
 
 def api_settings(database_url: str | None = None) -> ApiSettings:
@@ -91,6 +103,7 @@ def api_settings(database_url: str | None = None) -> ApiSettings:
         auth_cache_seconds=float(os.environ.get("SYMBOL_PIPELINE_AUTH_CACHE_SECONDS",
                                                 service.DEFAULT_AUTH_CACHE_SECONDS)),
         scenarios_file=os.environ.get("SYMBOL_PIPELINE_SCENARIOS_FILE") or None,
+        max_body_bytes=int(os.environ.get(MAX_BODY_ENV) or DEFAULT_MAX_BODY_BYTES),
     )
 
 
@@ -114,32 +127,41 @@ def create_app(settings: ApiSettings) -> FastAPI:
                   description="Portfolio factor exposures, stress tests and symbol status.")
     app.state.engine = engine
 
+    async def caller_for(header: str) -> service.User | None:
+        # Async so that a remembered key costs no trip through the threadpool; only a key not
+        # seen in the last few seconds goes to the database (in a worker thread).
+        scheme, _, key = header.partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
+            return None
+        found = service.remembered_user(key)
+        if found is None:
+            found = await run_in_threadpool(service.authenticate, engine, key, remember_seconds)
+        return found
+
+    # Every request with a body is authenticated before a byte of it is read, then bounded (no
+    # endpoint imports files yet, so one limit for all paths).
+    app.add_middleware(BodyLimitMiddleware, authenticate=caller_for,
+                       limit_for=lambda _path: settings.max_body_bytes)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+
     @app.exception_handler(service.NotFoundError)
     async def _not_found(_: Request, exc: service.NotFoundError):
         return _error(404, str(exc))
 
     @app.exception_handler(service.ValidationError)
     async def _invalid(_: Request, exc: service.ValidationError):
-        return _error(422, str(exc))
+        return _error(422, short_message(str(exc)))  # a message may quote the input
 
     @app.exception_handler(service.StressDataError)
     async def _no_data(_: Request, exc: service.StressDataError):
         return _error(409, str(exc))
 
     async def user(request: Request) -> service.User:
-        # Async so that a remembered key costs no trip through the threadpool; only a key not
-        # seen in the last few seconds goes to the database (in a worker thread).
-        header = request.headers.get("authorization", "")
-        scheme, _, key = header.partition(" ")
-        key = key.strip()
-        found = None
-        if scheme.lower() == "bearer" and key:
-            found = service.remembered_user(key)
-            if found is None:
-                found = await run_in_threadpool(service.authenticate, engine, key, remember_seconds)
+        # A request with a body was authenticated by BodyLimitMiddleware already.
+        found = request.scope.get(USER_SCOPE_KEY) or await caller_for(request.headers.get("authorization", ""))
         if found is None:
-            raise HTTPException(401, "missing or invalid API key (Authorization: Bearer <key>)",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(401, UNAUTHORISED_DETAIL, headers={"WWW-Authenticate": "Bearer"})
         return found
 
     def admin(caller: Annotated[service.User, Depends(user)]) -> service.User:

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from symbol_pipeline.storage import latest
 from symbol_pipeline.storage.universe import symbol_status
+
+# An absolute POSIX or Windows path (two segments or more) inside a message: `/srv/prices/X.csv`.
+_PATH = re.compile(r"""(?<![\w.:/])(?:[A-Za-z]:)?[/\\](?:[^\s'"/\\,;:]+[/\\])+([^\s'"/\\,;:]*)""")
+
+
+def public_reason(reason: str | None) -> str | None:
+    """A status reason as users may see it: any server path reduced to its file name."""
+    return _PATH.sub(lambda m: m.group(1) or "<path>", reason) if reason else reason
 
 
 def symbol_status_document(engine: Engine, symbol: str) -> dict[str, Any] | None:
@@ -22,7 +31,7 @@ def symbol_status_document(engine: Engine, symbol: str) -> dict[str, Any] | None
     return {
         "symbol": symbol,
         "status": "ready" if status.status == "active" else status.status,
-        "reason": status.error_message if status.status == "error" else None,
+        "reason": public_reason(status.error_message) if status.status == "error" else None,
         "queue_status": status.queue_status,
         "latest_factors_date": (latest_date or status.last_factor_date),
         "stale": status.stale,

@@ -109,13 +109,15 @@ class CsvDirectorySource(PriceSource):
         frames: list[pd.DataFrame] = []
         for symbol in valid:
             path = self._path(symbol)
+            # A failure becomes the symbol's status reason, shown to API users: it names the
+            # file, never the server's directory.
             if not path.is_file():
-                failures[symbol] = f"no data file {path}"
+                failures[symbol] = f"no data file {symbol}.csv"
                 continue
             try:
                 prices = read_price_file(path)
             except MalformedFileError as exc:
-                failures[symbol] = f"malformed data file {path}: {exc}"
+                failures[symbol] = f"malformed data file {path.name}: {exc}"
                 continue
             prices = prices[(prices["date"] >= start) & (prices["date"] <= end)]
             if len(prices):

@@ -41,7 +41,7 @@ def test_a_symbol_without_prices_exits_2_and_is_named(tmp_path, real_prices_dir)
                 SYMBOL_PIPELINE_PRICE_SOURCE=f"csv:{prices}")
     out = done.stdout + done.stderr
     assert done.returncode == 2, out
-    assert "failed symbols (2)" in out and "no data file <path>: NOPEA, NOPEB" in out, out
+    assert "failed symbols (2)" in out and "no data file <symbol>.csv: NOPEA, NOPEB" in out, out
     assert len(out.splitlines()) <= MAX_LINES
 
 
