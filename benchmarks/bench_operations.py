@@ -1,6 +1,6 @@
 """Operations benchmark: onboarding latency and the daily scheduled run at scale, on PostgreSQL.
 
-    /work/venv/bin/python benchmarks/bench_operations.py [--sizes 1000,10000] [--skip-onboarding]
+    .venv/bin/python benchmarks/bench_operations.py [--sizes 1000,10000] [--skip-onboarding]
 
 Creates its own databases (sp_ops_bench_*: one for Dagster's storage, one for the pipeline) and
 drops them at the end. Every figure is printed; nothing is asserted.

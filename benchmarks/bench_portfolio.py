@@ -1,7 +1,7 @@
 """Benchmark of the portfolio layer on PostgreSQL. Prints its figures.
 
-    /work/venv/bin/python benchmarks/bench_portfolio.py                       # full size
-    /work/venv/bin/python benchmarks/bench_portfolio.py --portfolios 200 --load-seconds 3 --clients 20   # smoke
+    .venv/bin/python benchmarks/bench_portfolio.py                       # full size
+    .venv/bin/python benchmarks/bench_portfolio.py --portfolios 200 --load-seconds 3 --clients 20   # smoke
 
 1. exposures of every portfolio in one materialisation of `portfolio_factor_exposures`
    (goal: 10,000 portfolios × 30 positions ≤ 5 s);

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 
 from symbol_pipeline.api import app as app_module
 from symbol_pipeline.api.app import ApiSettings, create_app
 from symbol_pipeline.services import portfolio as svc
 from symbol_pipeline.storage.portfolio_schema import portfolio_changes, portfolios, positions
+from symbol_pipeline_tests.api.conftest import served
 from symbol_pipeline_tests.portfolio_data import CALC_DATE, seed_etf_history, seed_symbols
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -37,17 +28,9 @@ def api(pg_engine, pg_url, tmp_path):
     keys = {n: svc.issue_api_key(pg_engine, n) for n in ("alice", "bob", "root")}
     pf = svc.create_portfolio(pg_engine, alice.id, "alice main", 100_000)
     svc.add_position(pg_engine, pf["id"], "AAA", 1000)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(ApiSettings(database_url=pg_url, data_dir=tmp_path)), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 10
-    while not server.started and time.time() < deadline:
-        time.sleep(0.02)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+    with served(create_app(ApiSettings(database_url=pg_url, data_dir=tmp_path))) as port, \
+            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
         yield client, keys, pf, pg_engine
-    server.should_exit = True
-    thread.join(5)
 
 
 def _auth(key: str) -> dict[str, str]:

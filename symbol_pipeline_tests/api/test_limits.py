@@ -5,27 +5,21 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 
 import httpx
 import pytest
-import uvicorn
 
 from symbol_pipeline.api.app import ApiSettings, api_settings, create_app
 from symbol_pipeline.api.limits import DEFAULT_MAX_BODY_BYTES, MAX_BODY_ENV, MAX_INPUT_CHARS
 from symbol_pipeline.services import portfolio as svc
+from symbol_pipeline_tests.api.conftest import served
 from symbol_pipeline_tests.portfolio_data import seed_symbols
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 MB = 1024 * 1024
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -34,19 +28,9 @@ def api(pg_engine, pg_url, tmp_path):
     alice = svc.create_user(pg_engine, "alice")
     key = svc.issue_api_key(pg_engine, "alice")
     pf = svc.create_portfolio(pg_engine, alice.id, "alice main", 100_000)
-    port = _free_port()
-    app = create_app(ApiSettings(database_url=pg_url, data_dir=tmp_path))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 10
-    while not server.started and time.time() < deadline:
-        time.sleep(0.02)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+    with served(create_app(ApiSettings(database_url=pg_url, data_dir=tmp_path))) as port, \
+            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
         yield client, port, {"Authorization": f"Bearer {key}"}, pf
-    server.should_exit = True
-    thread.join(5)
-    app.state.engine.dispose()  # the PostgreSQL server is shared: give its connections back
 
 
 def _raw_post_partial(port: int, path: str, declared: int, sent: int, headers: dict[str, str]) -> tuple[bytes, float]:
