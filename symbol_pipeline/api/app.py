@@ -9,72 +9,30 @@ and `app_from_environment` is the factory for `uvicorn --factory`.
 
 
 import contextlib
-import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, field_validator
+from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 
 from symbol_pipeline.api.limits import (
     DEFAULT_MAX_BODY_BYTES,
     MAX_BODY_ENV,
-    UNAUTHORISED_DETAIL,
-    USER_SCOPE_KEY,
     BodyLimitMiddleware,
     short_message,
     validation_error_handler,
 )
+from symbol_pipeline.api.routes import admin, analytics, portfolios, symbols
 from symbol_pipeline.config import get_settings, normalise_database_url
-from symbol_pipeline.lib.symbols import InvalidSymbolError, validate_symbol
-from symbol_pipeline.runs.requests import daily_batch_status, request_daily_symbol_batch
 from symbol_pipeline.services import portfolio as service
-from symbol_pipeline.services import symbols as symbol_service
 from symbol_pipeline.services.serving import SERVING_THREADS, open_serving_engine
 
-Number = StrictInt | StrictFloat
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class PortfolioIn(_Strict):
-    name: StrictStr = Field(min_length=1, max_length=128)
-    equity: Number = Field(gt=0, description="Cash equity in USD; must be positive")
-    currency: StrictStr = Field("USD", max_length=16, description="Only USD is supported")
-
-
-class PositionIn(_Strict):
-    portfolio_id: StrictStr
-    symbol: StrictStr = Field(description="Ticker: letters, digits and . - ^ =, at most 20 characters")
-    quantity: Number = Field(description="Signed quantity; shorts are negative")
-    entry_price: Number | None = Field(None, gt=0)
-    entry_date: dt.date | None = None
-    investment_class: StrictStr = Field("equity", max_length=32)
-
-    @field_validator("symbol")
-    @classmethod
-    def _symbol(cls, value: str) -> str:
-        return validate_symbol(value)
-
-    @field_validator("quantity")
-    @classmethod
-    def _quantity(cls, value: float) -> float:
-        if value == 0:
-            raise ValueError("quantity must not be zero (shorts are negative)")
-        return value
-
-
-class SymbolBatchIn(_Strict):
-    date: dt.date | None = None
+ROUTERS = (symbols.router, portfolios.router, analytics.router, admin.router)
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -116,7 +74,6 @@ def create_app(settings: ApiSettings) -> FastAPI:
     """The application over the database of `settings` (its tables created or upgraded here)."""
     engine: Engine = open_serving_engine(settings.database_url)
     remember_seconds = settings.auth_cache_seconds
-    data_dir = settings.data_dir
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -126,6 +83,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app = FastAPI(title="symbol_pipeline portfolio API", version="1", lifespan=lifespan,
                   description="Portfolio factor exposures, stress tests and symbol status.")
     app.state.engine = engine
+    app.state.settings = settings
 
     async def caller_for(header: str) -> service.User | None:
         # Async so that a remembered key costs no trip through the threadpool; only a key not
@@ -138,6 +96,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         if found is None:
             found = await run_in_threadpool(service.authenticate, engine, key, remember_seconds)
         return found
+
+    app.state.caller_for = caller_for  # read by api.deps for requests without a body
 
     # Every request with a body is authenticated before a byte of it is read, then bounded (no
     # endpoint imports files yet, so one limit for all paths).
@@ -157,87 +117,6 @@ def create_app(settings: ApiSettings) -> FastAPI:
     async def _no_data(_: Request, exc: service.StressDataError):
         return _error(409, str(exc))
 
-    async def user(request: Request) -> service.User:
-        # A request with a body was authenticated by BodyLimitMiddleware already.
-        found = request.scope.get(USER_SCOPE_KEY) or await caller_for(request.headers.get("authorization", ""))
-        if found is None:
-            raise HTTPException(401, UNAUTHORISED_DETAIL, headers={"WWW-Authenticate": "Bearer"})
-        return found
-
-    def admin(caller: Annotated[service.User, Depends(user)]) -> service.User:
-        if not caller.is_admin:
-            raise HTTPException(403, "admin API key required")
-        return caller
-
-    Caller = Annotated[service.User, Depends(user)]
-    Admin = Annotated[service.User, Depends(admin)]
-
-    def checked_symbol(symbol: str) -> str:
-        try:
-            return validate_symbol(symbol)
-        except InvalidSymbolError as exc:
-            raise HTTPException(422, str(exc)) from None
-
-    @app.get("/api/v1/symbols/{symbol}/status", tags=["symbols"])
-    def get_symbol_status(symbol: str, _: Caller) -> dict[str, Any]:
-        """`ready` (active in the universe) | `pending` | `error` with its reason | `delisted`; latest factors date."""
-        symbol = checked_symbol(symbol)
-        status = symbol_service.symbol_status_document(engine, symbol)
-        if status is None:
-            raise HTTPException(404, f"symbol {symbol} is not in the universe; add a position to queue it")
-        return status
-
-    @app.get("/api/v1/symbols/{symbol}/factors", tags=["symbols"])
-    def get_symbol_factors(symbol: str, _: Caller, date: dt.date | None = None) -> dict[str, Any]:
-        """The twelve betas with r², observations and quality on `date` (default: the latest)."""
-        symbol = checked_symbol(symbol)
-        day, rows = symbol_service.symbol_factors(engine, symbol, date)
-        if not rows:
-            raise HTTPException(404, f"no factors for {symbol}" + (f" on {date}" if date else ""))
-        return {"symbol": symbol, "date": day, "factors": rows}
-
-    @app.post("/api/v1/portfolios", status_code=201, tags=["portfolios"])
-    def create_portfolio(body: PortfolioIn, caller: Caller) -> dict[str, Any]:
-        return service.create_portfolio(engine, caller.id, body.name, body.equity, body.currency)
-
-    @app.get("/api/v1/portfolios", tags=["portfolios"])
-    def list_portfolios(caller: Caller) -> list[dict[str, Any]]:
-        return service.list_portfolios(engine, caller.id)
-
-    @app.post("/api/v1/positions", status_code=201, tags=["portfolios"])
-    def create_position(body: PositionIn, caller: Caller) -> dict[str, Any]:
-        """Add a position; symbols the universe does not know are queued and named in `pending_symbols`."""
-        return service.add_position(
-            engine, body.portfolio_id, body.symbol, body.quantity, entry_price=body.entry_price,
-            entry_date=body.entry_date, investment_class=body.investment_class, owner_id=caller.id,
-            requested_by=f"api:{caller.name}",
-        )
-
-    @app.get("/api/v1/analytics/portfolio/{portfolio_id}/factor-exposures", tags=["analytics"])
-    def get_factor_exposures(portfolio_id: str, caller: Caller, as_of: dt.date | None = None) -> Response:
-        """Per factor: beta, dollar exposure and coverage; gross/net exposure; missing, stale and unpriced symbols."""
-        text, hit = service.portfolio_factor_exposures_json(engine, portfolio_id, as_of, owner_id=caller.id)
-        return Response(text, media_type="application/json", headers={"X-Cache": "hit" if hit else "miss"})
-
-    @app.get("/api/v1/analytics/portfolio/{portfolio_id}/stress-test", tags=["analytics"])
-    def get_stress_test(
-        portfolio_id: str, caller: Caller, date: dt.date | None = None,
-        scenario: Annotated[list[str] | None, Query(description="Scenario names (default: all)")] = None,
-    ) -> dict[str, Any]:
-        """Per scenario and factor model: direct and correlated P&L and each factor's contribution (headline: market)."""
-        return service.run_stress_test(engine, portfolio_id, date, scenario, owner_id=caller.id,
-                                       scenarios_file=settings.scenarios_file)
-
-    @app.post("/api/v1/admin/symbol-batch/run", status_code=202, tags=["admin"])
-    def run_symbol_batch(caller: Admin, body: SymbolBatchIn | None = None) -> Any:
-        """Ask the Dagster daemon for the daily symbol run (a request its sensor starts): 202 with the
-        request id; 409 while a daily run of that date is requested, queued or running; 503 without a daemon."""
-        status, reply = request_daily_symbol_batch(engine, data_dir, body.date if body else None, f"api:{caller.name}")
-        return reply if status == 202 else JSONResponse(reply, status_code=status)
-
-    @app.get("/api/v1/admin/symbol-batch/status", tags=["admin"])
-    def get_symbol_batch_status(_: Admin) -> Any:
-        """The latest daily symbol run (not onboarding nor backfill runs) with its counts."""
-        return daily_batch_status(data_dir)
-
+    for router in ROUTERS:
+        app.include_router(router)
     return app

@@ -1,0 +1,33 @@
+"""Operator endpoints: the daily symbol batch. Every route needs an admin key."""
+
+import datetime as dt
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+
+from symbol_pipeline.api.deps import Admin, Db, Settings
+from symbol_pipeline.runs.requests import daily_batch_status, request_daily_symbol_batch
+
+router = APIRouter(tags=["admin"])
+
+
+class SymbolBatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    date: dt.date | None = None
+
+
+@router.post("/api/v1/admin/symbol-batch/run", status_code=202)
+def run_symbol_batch(caller: Admin, engine: Db, settings: Settings, body: SymbolBatchIn | None = None) -> Any:
+    """Ask the Dagster daemon for the daily symbol run (a request its sensor starts): 202 with the
+    request id; 409 while a daily run of that date is requested, queued or running; 503 without a daemon."""
+    status, reply = request_daily_symbol_batch(engine, settings.data_dir, body.date if body else None,
+                                               f"api:{caller.name}")
+    return reply if status == 202 else JSONResponse(reply, status_code=status)
+
+
+@router.get("/api/v1/admin/symbol-batch/status")
+def get_symbol_batch_status(_: Admin, settings: Settings) -> Any:
+    """The latest daily symbol run (not onboarding nor backfill runs) with its counts."""
+    return daily_batch_status(settings.data_dir)
