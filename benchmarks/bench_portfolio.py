@@ -1,15 +1,18 @@
-"""Benchmark of the portfolio layer on PostgreSQL. Prints its figures.
+"""Benchmark of the portfolio layer on PostgreSQL. Prints its figures beside their goals.
 
     .venv/bin/python benchmarks/bench_portfolio.py                       # full size
     .venv/bin/python benchmarks/bench_portfolio.py --portfolios 200 --load-seconds 3 --clients 20   # smoke
+    .venv/bin/python benchmarks/bench_portfolio.py --reuse --stages http --server uvicorn,granian \
+        --record runs.jsonl --label "what changed"      # one change's effect, beside the earlier rows
 
 1. exposures of every portfolio in one materialisation of `portfolio_factor_exposures`
    (goal: 10,000 portfolios × 30 positions ≤ 5 s);
 2. one portfolio through the service, cache miss and hit, p50/p99 (goal ≤ 2 ms / ≤ 30 ms p99);
-3. the exposures endpoint under N concurrent clients for S seconds from a separate
-   load-generating process (goal ≥ 1,000 req/s, p99 ≤ 100 ms, 0 errors).
+3. the exposures and risk endpoints under N concurrent clients for S seconds from a separate
+   load-generating process, wrk when installed (issue 10 item 5: exposures ≥ 3,000 req/s, p99 ≤ 100 ms;
+   risk p99 ≤ 200 ms; 0 errors at 100 clients), as a table: change → req/s, p50, p99, errors.
 
-Uses its own database (default sp_portfolio_bench, recreated each run) on 127.0.0.1.
+Uses its own database (default sp_portfolio_bench, recreated each run unless --reuse) on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ import datetime as dt
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -54,7 +59,7 @@ def seed(url: str, n_portfolios: int, n_positions: int, n_symbols: int, seed: in
     from symbol_pipeline.services import portfolio as svc
     from symbol_pipeline.storage.database import get_engine
     from symbol_pipeline.storage.dialect import bulk_insert
-    from symbol_pipeline.storage.portfolio_schema import portfolios, positions
+    from symbol_pipeline.storage.portfolio_schema import portfolio_equity, portfolios, position_quantities, positions
     from symbol_pipeline.storage.schema import symbol_factor_exposures, symbol_prices_daily, symbol_universe
 
     rng = np.random.default_rng(seed)
@@ -66,7 +71,8 @@ def seed(url: str, n_portfolios: int, n_positions: int, n_symbols: int, seed: in
     })
     betas.loc[rng.random(len(betas)) < 0.01, "beta"] = np.nan  # a few not estimable
     betas = betas.assign(beta_uncapped=betas["beta"], observations=90, method="ols", window=90,
-                         min_observations=30, beta_cap=5.0, quality="ok")
+                         min_observations=30, beta_cap=5.0, quality="ok",
+                         residual_variance=rng.uniform(1e-4, 9e-4, len(betas)))  # what the risk endpoint reads
     days = sessions_ending(DATE, 253)
     etf = pd.DataFrame([{"symbol": e, "date": d.date(), "close": 100 * float(c), "source": "bench"}
                         for e in REGRESSOR_ETFS
@@ -83,12 +89,18 @@ def seed(url: str, n_portfolios: int, n_positions: int, n_symbols: int, seed: in
             {"id": pids, "owner_id": user.id, "name": "bench", "equity": rng.uniform(1e5, 1e7, n_portfolios),
              "currency": "USD"}))
         k = n_portfolios * n_positions
+        qty = np.round(rng.normal(100, 300, k)) + 0.5  # never zero; shorts included
         bulk_insert(conn, positions, pd.DataFrame({
-            "portfolio_id": np.repeat(pids, n_positions),
-            "symbol": np.array(symbols)[rng.integers(0, n_symbols, k)],
-            "quantity": np.round(rng.normal(100, 300, k)) + 0.5,  # never zero; shorts included
+            "id": np.arange(1, k + 1), "portfolio_id": np.repeat(pids, n_positions),
+            "symbol": np.array(symbols)[rng.integers(0, n_symbols, k)], "quantity": qty, "entry_date": DATE,
             "investment_class": "equity",
         }))
+        # The holdings history the service writes beside them: one quantity and one equity row each.
+        bulk_insert(conn, position_quantities, pd.DataFrame({"position_id": np.arange(1, k + 1),
+                                                             "effective_date": DATE, "quantity": qty}))
+        bulk_insert(conn, portfolio_equity, pd.read_sql_query(
+            sa.text("SELECT id AS portfolio_id, equity FROM portfolios"), conn).assign(effective_date=DATE))
+        conn.exec_driver_sql("SELECT setval('positions_id_seq', %s)", (k,))
     with engine.connect() as conn:
         conn.execute(sa.text("ANALYZE"))
         conn.commit()
@@ -138,7 +150,7 @@ def bench_service(url: str, pids: list[str], n: int) -> dict:
 LOAD_SCRIPT = r"""
 import asyncio, json, sys, time
 import httpx
-base, key, seconds, clients, pids = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), json.loads(sys.argv[5])
+base, key, seconds, clients, paths = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), json.loads(sys.argv[5])
 try:
     import uvloop; uvloop.install()
 except ImportError:
@@ -151,10 +163,10 @@ async def client(i, stop):
                                  limits=httpx.Limits(max_connections=1)) as c:
         j = i
         while time.perf_counter() < stop:
-            pid = pids[j % len(pids)]; j += clients
+            path = paths[j % len(paths)]; j += clients
             t = time.perf_counter()
             try:
-                r = await c.get(f"/api/v1/analytics/portfolio/{pid}/factor-exposures")
+                r = await c.get(path)
                 if r.status_code != 200:
                     errors += 1
             except Exception:
@@ -174,27 +186,29 @@ print(json.dumps({"requests": len(lat), "seconds": elapsed, "rps": len(lat) / el
 
 
 WRK_SCRIPT = r"""
-local pids = {%s}
+local paths = {%s}
 local n = 0
 request = function()
   n = n + 1
-  return wrk.format("GET", "/api/v1/analytics/portfolio/" .. pids[(n %% #pids) + 1] .. "/factor-exposures")
+  return wrk.format("GET", paths[(n %% #paths) + 1])
 end
 """
 
 
 def _wrk_seconds(text: str) -> float:
-    value = float(text.rstrip("umsµ"))
-    return value / 1e6 if text.endswith("us") else value / 1e3 if text.endswith("ms") else value
+    """wrk's durations: 812.00us, 3.20ms, 1.05s, 1.00m (a 60 s run), 1.00h."""
+    value = float(text.rstrip("umshµ"))
+    scale = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return value * next(scale[unit] for unit in ("us", "ms", "s", "m", "h") if text.endswith(unit))
 
 
-def run_wrk(base: str, key: str, pids: list[str], seconds: float, clients: int, threads: int) -> dict:
+def run_wrk(base: str, key: str, paths: list[str], seconds: float, clients: int, threads: int) -> dict:
     """wrk (C, event loop per thread): the load costs the shared cores far less than a Python client."""
     import re
     import tempfile
 
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(WRK_SCRIPT % ", ".join(f'"{p}"' for p in pids))
+        f.write(WRK_SCRIPT % ", ".join(f'"{p}"' for p in paths))
     out = subprocess.run(["wrk", "-t", str(threads), "-c", str(clients), "-d", f"{int(seconds)}s", "--latency",
                           "--timeout", "10s", "-H", f"Authorization: Bearer {key}", "-s", f.name, base],
                          capture_output=True, text=True, check=True).stdout
@@ -205,7 +219,8 @@ def run_wrk(base: str, key: str, pids: list[str], seconds: float, clients: int, 
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sock.groups())) if sock else 0)
-    return {"requests": requests, "seconds": elapsed, "rps": requests / elapsed, "p50_ms": _wrk_seconds(lat["50"]) * 1e3,
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)  # wrk's own rate: its elapsed time has 3 digits
+    return {"requests": requests, "seconds": elapsed, "rps": float(rps.group(1)) if rps else requests / elapsed, "p50_ms": _wrk_seconds(lat["50"]) * 1e3,
             "p99_ms": _wrk_seconds(lat["99"]) * 1e3, "errors": errors, "tool": f"wrk -t{threads}"}
 
 
@@ -216,18 +231,33 @@ def _free_port() -> int:
 
 
 def bench_http(url: str, key: str, pids: list[str], seconds: float, clients: int, workers: int,
-               tool: str = "auto") -> dict:
+               tool: str = "auto", server: str = "uvicorn", endpoint: str = "factor-exposures") -> dict:
+    return bench_http_path(url, key, [f"/api/v1/analytics/portfolio/{p}/{endpoint}" for p in pids], seconds,
+                           clients, workers, tool, server)
+
+
+def server_command(server: str, port: int, workers: int) -> list[str]:
+    """The API served the way `symbol-pipeline serve --server SERVER` serves it."""
+    target = "symbol_pipeline.api.app:app_from_environment"
+    if server == "granian":
+        return [sys.executable, "-m", "granian", target, "--factory", "--interface", "asgi", "--host", SERVER_HOST,
+                "--port", str(port), "--workers", str(workers), "--loop", "uvloop", "--log-level", "warning",
+                "--no-access-log"]
+    return [sys.executable, "-m", "uvicorn", target, "--factory", "--host", SERVER_HOST, "--port", str(port),
+            "--workers", str(workers), "--log-level", "warning", "--no-access-log", "--loop", "uvloop",
+            "--http", "httptools"]
+
+
+def bench_http_path(url: str, key: str, paths: list[str], seconds: float, clients: int, workers: int,
+                    tool: str = "auto", server: str = "uvicorn") -> dict:
+    """Serve the API (`server`, `workers` processes) and load it with GETs cycling over `paths`."""
     from symbol_pipeline.storage.database import get_engine
 
     get_engine(url)  # tables created here, not raced by the server's workers
     port = _free_port()
     env = {**os.environ, "SYMBOL_PIPELINE_DATABASE_URL": url}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "symbol_pipeline.api.app:app_from_environment", "--factory", "--host", SERVER_HOST,
-         "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log",
-         "--loop", "uvloop", "--http", "httptools"],
-        env=env,
-    )
+    # Its own process group: a server stopped while a worker is still starting (granian) is killed whole.
+    server_process = subprocess.Popen(server_command(server, port, workers), env=env, start_new_session=True)
     try:
         import httpx
 
@@ -244,16 +274,54 @@ def bench_http(url: str, key: str, pids: list[str], seconds: float, clients: int
             time.sleep(0.2)
         # Warm every worker's pool and the cache for the portfolios the clients ask for.
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}) as c:
-            for pid in pids:
-                c.get(f"/api/v1/analytics/portfolio/{pid}/factor-exposures")
+            for path in paths:
+                c.get(path)
         if tool == "wrk" or (tool == "auto" and shutil.which("wrk")):
-            return run_wrk(base, key, pids, seconds, clients, threads=2)
+            return run_wrk(base, key, paths, seconds, clients, threads=2)
         out = subprocess.run([sys.executable, "-c", LOAD_SCRIPT, base, key, str(seconds), str(clients),
-                              json.dumps(pids)], capture_output=True, text=True, check=True)
+                              json.dumps(paths)], capture_output=True, text=True, check=True)
         return {**json.loads(out.stdout.strip().splitlines()[-1]), "tool": "python httpx"}
     finally:
-        server.terminate()
-        server.wait(10)
+        server_process.terminate()
+        try:
+            server_process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server_process.pid, signal.SIGKILL)
+            server_process.wait(5)
+
+
+GOALS = {"factor-exposures": (3000, 100), "risk": (None, 200)}  # req/s at least, p99 ms at most (issue 10 item 5)
+
+
+def http_row(label: str, endpoint: str, server: str, args, h: dict) -> dict:
+    return {"change": label, "endpoint": endpoint, "server": f"{server} ×{args.workers}", "clients": args.clients,
+            "seconds": round(h["seconds"], 1), "rps": round(h["rps"]), "p50_ms": round(h["p50_ms"], 1),
+            "p99_ms": round(h["p99_ms"], 1), "errors": h["errors"], "requests": h["requests"], "tool": h["tool"],
+            "measured": dt.datetime.now().isoformat(timespec="minutes")}
+
+
+def print_table(rows: list[dict]) -> None:
+    """Each measured change beside the goal of its endpoint."""
+    print(f"{'change':<44} {'endpoint':<17} {'server':<12} {'req/s':>6} {'p50 ms':>7} {'p99 ms':>7} "
+          f"{'errors':>6}  goal")
+    for r in rows:
+        rps_goal, p99_goal = GOALS.get(r["endpoint"], (None, 200))
+        goal = (f"≥ {rps_goal:,} req/s, " if rps_goal else "") + f"p99 ≤ {p99_goal} ms, 0 errors"
+        met = (r["rps"] >= (rps_goal or 0)) and r["p99_ms"] <= p99_goal and r["errors"] == 0
+        print(f"{r['change'][:44]:<44} {r['endpoint']:<17} {r['server']:<12} {r['rps']:>6} {r['p50_ms']:>7.1f} "
+              f"{r['p99_ms']:>7.1f} {r['errors']:>6}  {goal} {'met' if met else 'NOT met'} "
+              f"({r['clients']} clients × {r['seconds']} s, {r['tool']}, {r['measured']})")
+
+
+def reused(url: str) -> tuple[list[str], str]:
+    """The portfolios of an earlier run's database (sorted as seeded) and a new key of its user."""
+    from symbol_pipeline.services import portfolio as svc
+    from symbol_pipeline.storage.database import get_engine
+
+    engine = get_engine(url)
+    with engine.connect() as conn:
+        pids = [str(p) for p in conn.execute(sa.text("SELECT id FROM portfolios ORDER BY id")).scalars()]
+    return pids, svc.issue_api_key(engine, "bench")
 
 
 def main() -> int:
@@ -264,37 +332,65 @@ def main() -> int:
     parser.add_argument("--positions", type=int, default=30)
     parser.add_argument("--symbols", type=int, default=3_000)
     parser.add_argument("--service-samples", type=int, default=200)
-    parser.add_argument("--load-seconds", type=float, default=30)
+    parser.add_argument("--load-seconds", type=float, default=60)
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--load-portfolios", type=int, default=1000, help="portfolios the load clients cycle over")
-    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="server worker processes")
+    parser.add_argument("--server", default="uvicorn", help="granian, uvicorn, or both comma-separated (measured "
+                                                            "back to back)")
+    parser.add_argument("--endpoints", default="factor-exposures,risk",
+                        help="comma-separated: factor-exposures, risk, stress-test")
     parser.add_argument("--load-tool", choices=["auto", "wrk", "httpx"], default="auto",
                         help="load generator: wrk when installed (apt-get install wrk), else Python httpx")
+    parser.add_argument("--stages", default="materialise,service,http",
+                        help="comma-separated subset of materialise, service, http")
+    parser.add_argument("--reuse", action="store_true", help="measure the database of an earlier run as it is")
+    parser.add_argument("--label", default="this checkout", help="the change this run measures (table row)")
+    parser.add_argument("--record", type=Path, help="JSON lines file: this run's HTTP rows are appended to it "
+                                                    "and the table printed is every row in it")
     args = parser.parse_args()
+    stages = set(args.stages.split(","))
 
-    url = create_database(args.admin_url, args.database)
-    t = time.perf_counter()
-    pids, key = seed(url, args.portfolios, args.positions, args.symbols)
-    print(f"seeded {args.portfolios} portfolios × {args.positions} positions over {args.symbols} symbols "
-          f"in {time.perf_counter() - t:.1f} s")
+    url = args.admin_url.rsplit("/", 1)[0] + f"/{args.database}"
+    if args.reuse:
+        pids, key = reused(url)
+    else:
+        url = create_database(args.admin_url, args.database)
+        t = time.perf_counter()
+        pids, key = seed(url, args.portfolios, args.positions, args.symbols)
+        print(f"seeded {args.portfolios} portfolios × {args.positions} positions over {args.symbols} symbols "
+              f"in {time.perf_counter() - t:.1f} s")
 
-    m = bench_materialisation(url)
-    print(f"[1] materialisation of portfolio_factor_exposures: {m['portfolios']} portfolios, "
-          f"compute+write {m['asset_compute_s']:.2f} s, dg.materialize wall {m['wall_s']:.2f} s "
-          f"(goal ≤ 5 s), errors {m['errors']}")
-    m2 = bench_materialisation(url)
-    print(f"    second run: compute+write {m2['asset_compute_s']:.2f} s, wall {m2['wall_s']:.2f} s")
+    if "materialise" in stages:
+        m = bench_materialisation(url)
+        print(f"[1] materialisation of portfolio_factor_exposures: {m['portfolios']} portfolios, "
+              f"compute+write {m['asset_compute_s']:.2f} s, dg.materialize wall {m['wall_s']:.2f} s "
+              f"(goal ≤ 5 s), errors {m['errors']}")
+        m2 = bench_materialisation(url)
+        print(f"    second run: compute+write {m2['asset_compute_s']:.2f} s, wall {m2['wall_s']:.2f} s")
 
-    s = bench_service(url, pids, min(args.service_samples, len(pids)))
-    print(f"[2] service, one portfolio of {args.positions} positions: miss p50 {s['miss_p50_ms']:.2f} ms "
-          f"p99 {s['miss_p99_ms']:.2f} ms (n={s['n_miss']}); hit p50 {s['hit_p50_ms']:.2f} ms "
-          f"p99 {s['hit_p99_ms']:.2f} ms (n={s['n_hit']}) (goal ≤ 2 ms / ≤ 30 ms p99)")
+    if "service" in stages:
+        s = bench_service(url, pids, min(args.service_samples, len(pids)))
+        print(f"[2] service, one portfolio of {args.positions} positions: miss p50 {s['miss_p50_ms']:.2f} ms "
+              f"p99 {s['miss_p99_ms']:.2f} ms (n={s['n_miss']}); hit p50 {s['hit_p50_ms']:.2f} ms "
+              f"p99 {s['hit_p99_ms']:.2f} ms (n={s['n_hit']}) (goal ≤ 2 ms / ≤ 30 ms p99)")
 
-    h = bench_http(url, key, pids[: args.load_portfolios], args.load_seconds, args.clients, args.workers,
-                   args.load_tool)
-    print(f"[3] GET factor-exposures, {args.clients} clients × {h['seconds']:.1f} s ({h['tool']}), {args.workers} server "
-          f"worker(s): {h['rps']:.0f} req/s, p50 {h['p50_ms']:.1f} ms, p99 {h['p99_ms']:.1f} ms, "
-          f"{h['errors']} errors of {h['requests']} (goal ≥ 1,000 req/s, p99 ≤ 100 ms, 0 errors)")
+    if "http" in stages:
+        rows = []
+        for endpoint in args.endpoints.split(","):
+            for server in args.server.split(","):
+                h = bench_http(url, key, pids[: args.load_portfolios], args.load_seconds, args.clients, args.workers,
+                               args.load_tool, server, endpoint)
+                rows.append(http_row(args.label, endpoint, server, args, h))
+                print(f"[3] GET {endpoint}, {args.clients} clients × {h['seconds']:.1f} s ({h['tool']}), {server} × "
+                      f"{args.workers} worker(s): {h['rps']:.0f} req/s, p50 {h['p50_ms']:.1f} ms, p99 "
+                      f"{h['p99_ms']:.1f} ms, {h['errors']} errors of {h['requests']}", flush=True)
+        if args.record:
+            with args.record.open("a") as f:
+                f.writelines(json.dumps(r) + "\n" for r in rows)
+            rows = [json.loads(line) for line in args.record.read_text().splitlines() if line.strip()]
+        print("\nHTTP under load, each change measured by this script (--record keeps the rows of earlier runs):")
+        print_table(rows)
     return 0
 
 

@@ -128,3 +128,34 @@ def seed_etf_history(engine: sa.Engine, end: dt.date = CALC_DATE, sessions: int 
     with engine.begin() as conn:
         conn.execute(symbol_prices_daily.insert(), rows)
     return pd.DataFrame(rows)
+
+
+def seed_market(engine: sa.Engine, symbols: list[str], days: list[dt.date], seed: int = 11,
+                splits: Mapping[tuple[str, dt.date], float] | None = None, beta_gaps: float = 0.1,
+                betas_from: int = 0) -> None:
+    """Random closes of `symbols` on `days` (the split rows of `splits` carry their ratio) and all twelve
+    betas per session from day index `betas_from` on; a share `beta_gaps` of the symbol-sessions have
+    no beta rows at all, and a few single betas are NULL (insufficient data)."""
+    rng = np.random.default_rng(seed)
+    splits = dict(splits or {})
+    prices, betas = [], []
+    for symbol in symbols:
+        closes = 20 * np.cumprod(1 + rng.normal(0, 0.02, len(days)))
+        for i, day in enumerate(days):
+            prices.append({"symbol": symbol, "date": day, "close": float(closes[i]),
+                           "split_ratio": splits.get((symbol, day), 1.0), "source": "test"})
+            if i < betas_from or rng.random() < beta_gaps:
+                continue
+            for factor in FACTOR_NAMES:
+                value = None if rng.random() < 0.03 else float(rng.normal(0.6, 0.5))
+                betas.append({"symbol": symbol, "date": day, "factor": factor, "beta": value, "beta_uncapped": value,
+                              "observations": 90, "method": "ols", "window": 90, "min_observations": 30,
+                              "beta_cap": 5.0, "quality": "ok" if value is not None else "insufficient_data"})
+    with engine.begin() as conn:
+        existing = set(conn.execute(sa.select(symbol_universe.c.symbol)).scalars())
+        new = [{"symbol": s, "status": "active"} for s in symbols if s not in existing]
+        if new:
+            conn.execute(symbol_universe.insert(), new)
+        conn.execute(symbol_prices_daily.insert(), prices)
+        if betas:
+            conn.execute(symbol_factor_exposures.insert(), betas)

@@ -14,7 +14,7 @@ from pathlib import Path
 import uvicorn
 
 from symbol_pipeline.api.app import api_settings, create_app
-from symbol_pipeline.config import normalise_database_url
+from symbol_pipeline.config import normalise_database_url, parse_date
 from symbol_pipeline.services import portfolio as service
 from symbol_pipeline.storage.database import get_engine
 
@@ -65,6 +65,25 @@ def _portfolios_list(args) -> int:
     return 0
 
 
+def _portfolios_history(args) -> int:
+    """The table the history endpoint serves as text/csv: one line per session."""
+    doc = service.exposure_history(_engine(args), args.portfolio, args.start, args.end, owner_id=_owner_id(args))
+    sys.stdout.write(service.exposure_history_csv(doc))
+    return 0
+
+
+def _portfolios_equity(args) -> int:
+    _print(service.set_equity(_engine(args), args.portfolio, args.equity, owner_id=_owner_id(args),
+                              effective_date=args.effective_date))
+    return 0
+
+
+def _portfolios_delete(args) -> int:
+    service.delete_portfolio(_engine(args), args.portfolio, owner_id=_owner_id(args))
+    print(f"portfolio {args.portfolio} deleted")
+    return 0
+
+
 def _report_pending(result: dict) -> None:
     if result["pending_symbols"]:
         print("pending (queued for onboarding): " + ", ".join(result["pending_symbols"]), file=sys.stderr)
@@ -81,6 +100,13 @@ def _positions_add(args) -> int:
     return 0
 
 
+def _positions_update(args) -> int:
+    _print(service.update_position(_engine(args), args.position_id, owner_id=_owner_id(args),
+                                   effective_date=args.effective_date, quantity=args.quantity,
+                                   entry_price=args.entry_price))
+    return 0
+
+
 def _positions_close(args) -> int:
     _print(service.close_position(_engine(args), args.position_id, exit_date=args.exit_date,
                                   exit_price=args.exit_price, owner_id=_owner_id(args)))
@@ -89,15 +115,19 @@ def _positions_close(args) -> int:
 
 def _positions_import(args) -> int:
     text = sys.stdin.read() if args.csv == "-" else Path(args.csv).read_text()
-    result = service.import_positions_csv(_engine(args), args.portfolio, text, owner_id=_owner_id(args),
-                                          requested_by="cli-import")
+    as_json = args.format == "json" or (args.format is None and args.csv.lower().endswith(".json"))
+    load = service.import_positions_json if as_json else service.import_positions_csv
+    result = load(_engine(args), args.portfolio, text, owner_id=_owner_id(args), requested_by="cli-import")
     print(f"{len(result['positions'])} position(s) imported")
     _report_pending(result)
     return 0
 
 
 def _positions_list(args) -> int:
-    _print(service.list_positions(_engine(args), args.portfolio, include_closed=args.all, owner_id=_owner_id(args)))
+    if args.all:
+        _print(service.list_positions(_engine(args), args.portfolio, include_closed=True, owner_id=_owner_id(args)))
+    else:
+        _print(service.page_of_positions(_engine(args), args.portfolio, args.as_of, owner_id=_owner_id(args))[0])
     return 0
 
 
@@ -138,6 +168,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = pf.add_parser("list", parents=[db])
     p.add_argument("--user", help="only this user's")
     p.set_defaults(func=_portfolios_list)
+    p = pf.add_parser("history", parents=[db], help="exposures on every session of a range, as CSV")
+    p.add_argument("portfolio")
+    p.add_argument("--start", type=parse_date, help="default: 252 sessions before end, from the first date")
+    p.add_argument("--end", type=parse_date, help="default: today")
+    p.add_argument("--user", help="act as this user (ownership checked)")
+    p.set_defaults(func=_portfolios_history)
+    p = pf.add_parser("equity", parents=[db], help="record the equity from a date on")
+    p.add_argument("portfolio")
+    p.add_argument("equity", type=float)
+    p.add_argument("--effective-date", type=parse_date, help="default: today")
+    p.add_argument("--user")
+    p.set_defaults(func=_portfolios_equity)
+    p = pf.add_parser("delete", parents=[db], help="delete a portfolio and its history")
+    p.add_argument("portfolio")
+    p.add_argument("--user")
+    p.set_defaults(func=_portfolios_delete)
 
     positions = subparsers.add_parser("positions", help="add, close, import and list positions")
     ps = positions.add_subparsers(dest="positions_command", required=True)
@@ -150,20 +196,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--investment-class", default="equity")
     p.add_argument("--user", help="act as this user (ownership checked)")
     p.set_defaults(func=_positions_add)
+    p = ps.add_parser("update", parents=[db], help="a new quantity from a date on, or a corrected entry price")
+    p.add_argument("position_id", type=int)
+    p.add_argument("--quantity", type=float, help="in shares of the effective date")
+    p.add_argument("--effective-date", type=parse_date, help="default: today")
+    p.add_argument("--entry-price", type=float)
+    p.add_argument("--user")
+    p.set_defaults(func=_positions_update)
     p = ps.add_parser("close", parents=[db])
     p.add_argument("position_id", type=int)
     p.add_argument("--exit-date")
     p.add_argument("--exit-price", type=float)
     p.add_argument("--user")
     p.set_defaults(func=_positions_close)
-    p = ps.add_parser("import", parents=[db], help="CSV with header symbol,quantity[,entry_price,entry_date,investment_class]")
+    p = ps.add_parser("import", parents=[db], help="CSV with header symbol,quantity[,entry_price,entry_date,"
+                      "investment_class], or a JSON list of such objects")
     p.add_argument("portfolio")
-    p.add_argument("csv", help="file path, or - for stdin")
+    p.add_argument("csv", help="file path (.json: JSON), or - for stdin")
+    p.add_argument("--format", choices=["csv", "json"], help="default: from the file name, else csv")
     p.add_argument("--user")
     p.set_defaults(func=_positions_import)
     p = ps.add_parser("list", parents=[db])
     p.add_argument("portfolio")
-    p.add_argument("--all", action="store_true", help="include closed positions")
+    p.add_argument("--all", action="store_true", help="every position ever, as recorded (ignores --as-of)")
+    p.add_argument("--as-of", type=parse_date, help="positions open on this date, quantities in its shares "
+                   "(default: today)")
     p.add_argument("--user")
     p.set_defaults(func=_positions_list)
 

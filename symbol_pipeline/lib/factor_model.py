@@ -42,6 +42,7 @@ EXPOSURE_COLUMNS: tuple[str, ...] = (
     "ridge_alpha",
     "beta_cap",
     "quality",
+    "residual_variance",
 )
 
 
@@ -108,7 +109,9 @@ def compute_factor_exposures(
     -------
     DataFrame, N × len(factors) rows (factor-major, symbols in column order)
         Columns EXPOSURE_COLUMNS. ``beta`` is capped at ±beta_cap, ``beta_uncapped`` is not;
-        ``std_error`` and ``ridge_alpha`` are NaN for ridge and OLS rows respectively. quality is
+        ``std_error`` and ``ridge_alpha`` are NaN for ridge and OLS rows respectively;
+        ``residual_variance`` is the regression's RSS / (n − p − 1) (the six ridge rows of a symbol
+        share their joint fit's). quality is
         ``insufficient_data`` (observations < min_observations, no estimate), ``zero_variance``
         (a constant regressor, no estimate), ``capped``, or ``ok``.
     """
@@ -144,7 +147,7 @@ def compute_factor_exposures(
         y = y_all[start:]  # (W, N)
         if spec.method == "ols":
             fit = ols_fits[i]
-            raw, alpha, r2, se = fit.beta, fit.alpha, fit.r_squared, fit.std_error
+            raw, alpha, r2, se, s2 = fit.beta, fit.alpha, fit.r_squared, fit.std_error, fit.residual_variance
             nobs, zero_variance, used_alpha = fit.nobs, fit.zero_variance, np.nan
         elif spec.method == "ridge":
             key = (spec.window, spec.min_observations)
@@ -159,6 +162,7 @@ def compute_factor_exposures(
                     f"ridge factor {spec.name} regresses on {spec.regressors[0]}, not one of {RIDGE_ETFS}"
                 ) from None
             raw, alpha, r2, se = fit.betas[:, k], fit.alpha, fit.r_squared, np.full(n_sym, np.nan)
+            s2 = fit.residual_variance
             nobs, zero_variance, used_alpha = fit.nobs, fit.zero_variance, float(ridge_alpha)
         else:
             raise ValueError(f"factor {spec.name} has unknown method {spec.method!r}")
@@ -172,6 +176,7 @@ def compute_factor_exposures(
                 "alpha": alpha,
                 "r_squared": r2,
                 "std_error": se,
+                "residual_variance": s2,
                 "observations": nobs,
                 "ridge_alpha": np.full(n_sym, used_alpha),
                 "quality": _quality(nobs, spec.min_observations, zero_variance, capped, n_sym),
@@ -179,12 +184,13 @@ def compute_factor_exposures(
         )
 
     n_fac = len(factors)
-    fields = ("beta", "beta_uncapped", "capped", "alpha", "r_squared", "std_error", "observations", "ridge_alpha", "quality")
+    fields = ("beta", "beta_uncapped", "capped", "alpha", "r_squared", "std_error", "residual_variance", "observations",
+              "ridge_alpha", "quality")
     data = {key: np.concatenate([b[key] for b in blocks]) for key in fields} if blocks else {}
     if blocks and priced_on_date is not None:
         priced = priced_on_date.reindex(symbols).fillna(False).astype(bool).to_numpy()  # (N,)
         unpriced = np.tile(~priced, n_fac)
-        for key in ("beta", "beta_uncapped", "alpha", "r_squared", "std_error"):
+        for key in ("beta", "beta_uncapped", "alpha", "r_squared", "std_error", "residual_variance"):
             data[key][unpriced] = np.nan
         data["capped"][unpriced] = False
         data["quality"][unpriced] = QUALITY_NO_PRICE
@@ -208,6 +214,7 @@ def compute_factor_exposures(
             "ridge_alpha": data["ridge_alpha"],
             "beta_cap": np.full(n_sym * n_fac, float(beta_cap)),
             "quality": data["quality"],
+            "residual_variance": data["residual_variance"],
         },
         columns=list(EXPOSURE_COLUMNS),
     )

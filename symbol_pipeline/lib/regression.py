@@ -22,9 +22,10 @@ class OLSResult:
     """One simple regression per column; every array has shape (N,).
 
     beta, alpha, r_squared, std_error are float64, NaN where not estimated (fewer than
-    `min_obs` observations, or a regressor without variance). nobs is the number of usable rows
-    whether or not a beta was estimated. zero_variance is True where there were enough rows but
-    the regressor was constant over them.
+    `min_obs` observations, or a regressor without variance). residual_variance is
+    RSS / (n − 2), statsmodels' ``mse_resid``, NaN where not estimated or n <= 2. nobs is the
+    number of usable rows whether or not a beta was estimated. zero_variance is True where there
+    were enough rows but the regressor was constant over them.
     """
 
     beta: np.ndarray
@@ -33,6 +34,7 @@ class OLSResult:
     std_error: np.ndarray
     nobs: np.ndarray
     zero_variance: np.ndarray
+    residual_variance: np.ndarray
 
 
 @dataclass
@@ -41,6 +43,8 @@ class RidgeResult:
 
     betas : (N, K) float64, raw-scale coefficients (divided by the scaler's scale), uncapped.
     alpha : (N,) intercept on the raw scale. r_squared : (N,) in-sample R² (``Ridge.score``).
+    residual_variance : (N,) RSS / (n − K − 1) of the uncapped fit's residuals
+    ``y − alpha − X betas`` over the symbol's rows, NaN where not estimated or n <= K + 1.
     nobs : (N,) int64 usable rows. zero_variance : (N,) bool, enough rows but some regressor
     constant over them. Estimates are NaN where nobs < min_obs or zero_variance.
     """
@@ -50,6 +54,7 @@ class RidgeResult:
     r_squared: np.ndarray
     nobs: np.ndarray
     zero_variance: np.ndarray
+    residual_variance: np.ndarray
 
 
 def _as_2d(y: np.ndarray) -> np.ndarray:
@@ -128,9 +133,11 @@ def _ols_from_moments(
         sse = np.maximum(cy.syy - beta * sxy, 0.0)
         r_squared = np.where(ok, 1.0 - sse / cy.syy, np.nan)
         dof = np.where(nobs > 2, nobs - 2, 1)
-        std_error = np.where(ok & (nobs > 2), np.sqrt(sse / dof / sxx), np.nan)
+        residual_variance = np.where(ok & (nobs > 2), sse / dof, np.nan)  # statsmodels' mse_resid
+        std_error = np.sqrt(residual_variance / sxx)
     return OLSResult(
-        beta=beta, alpha=alpha, r_squared=r_squared, std_error=std_error, nobs=nobs, zero_variance=zero_variance
+        beta=beta, alpha=alpha, r_squared=r_squared, std_error=std_error, nobs=nobs, zero_variance=zero_variance,
+        residual_variance=residual_variance,
     )
 
 
@@ -280,12 +287,16 @@ def ridge_betas(y: np.ndarray, X: np.ndarray, alpha: float, min_obs: int) -> Rid
         quad = np.einsum("nk,nk->n", (gram @ b[:, :, None])[:, :, 0], b)
         sse = np.maximum(syy - 2.0 * np.einsum("nk,nk->n", b, sxy) + quad, 0.0)
         r_squared = np.where(ok, 1.0 - sse / syy, np.nan)
+        # The centred residuals are y − intercept − Xβ: the intercept absorbs the means exactly.
+        dof = nobs - K - 1
+        residual_variance = np.where(ok & (dof > 0), sse / np.where(dof > 0, dof, 1), np.nan)
     return RidgeResult(
         betas=betas,
         alpha=np.where(ok, intercept, np.nan),
         r_squared=r_squared,
         nobs=nobs,
         zero_variance=zero_variance,
+        residual_variance=residual_variance,
     )
 
 

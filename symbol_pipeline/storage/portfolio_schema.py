@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from symbol_pipeline.lib.factors import FACTOR_NAMES
-from symbol_pipeline.storage.schema import Double, metadata
+from symbol_pipeline.storage.schema import Double, metadata, symbol_factor_exposures, symbol_prices_daily
 
 # Portfolio ids are UUIDs: native `uuid` on PostgreSQL, CHAR(32) on SQLite; Python sees str.
 PortfolioId = sa.Uuid(as_uuid=False)
@@ -74,6 +74,50 @@ positions = sa.Table(
     sa.Index("ix_positions_portfolio_open", "portfolio_id", "exit_date"),
     sa.Index("ix_positions_symbol", "symbol"),
 )
+
+# Holdings at a date (REFERENCE.md §1 "Holdings at a date"): every quantity and equity a position or
+# portfolio has had, with the date from which it applies; rows are appended, never overwritten, so any
+# past date can be reconstructed. A position is open from its first row's date until its exit_date
+# (exclusive); on a date D its quantity is its latest row on or before D (the highest id among rows
+# of one date), in shares of that row's date. `positions.quantity` and `portfolios.equity` hold the
+# values in force today, for display.
+position_quantities = sa.Table(
+    "position_quantities",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("position_id", sa.Integer, sa.ForeignKey("positions.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("effective_date", sa.Date, nullable=False),
+    # Signed, in shares of effective_date: later splits multiply it (closes are raw).
+    sa.Column("quantity", Double, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint("quantity <> 0", name="ck_position_quantities_nonzero"),
+    sa.Index("ix_position_quantities_position_date", "position_id", "effective_date"),
+)
+
+# The first row of a portfolio applies from its first date (the earliest of its creation and its
+# positions' and equity's dates), whatever that row's own date.
+portfolio_equity = sa.Table(
+    "portfolio_equity",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("portfolio_id", PortfolioId, sa.ForeignKey("portfolios.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("effective_date", sa.Date, nullable=False),
+    sa.Column("equity", Double, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Index("ix_portfolio_equity_portfolio_date", "portfolio_id", "effective_date"),
+)
+
+# Splits are rare rows of the price table: holdings read them for many symbols at once, so a
+# partial index holds just them (a scan of every price row otherwise).
+sa.Index("ix_symbol_prices_daily_splits", symbol_prices_daily.c.symbol, symbol_prices_daily.c.date,
+         postgresql_where=symbol_prices_daily.c.split_ratio != 1.0,
+         sqlite_where=symbol_prices_daily.c.split_ratio != 1.0)
+
+# The exposure history reads every beta of a portfolio's symbols over a year (S × 252 × 12 rows):
+# an index holding the beta itself answers it from the index alone, where the table, written one
+# date at a time, has each symbol's rows on a different page per date.
+sa.Index("ix_symbol_factor_exposures_history", symbol_factor_exposures.c.symbol, symbol_factor_exposures.c.date,
+         symbol_factor_exposures.c.factor, symbol_factor_exposures.c.beta)
 
 # Append-only: the position-change sensor's cursor is the last id it has seen.
 portfolio_changes = sa.Table(

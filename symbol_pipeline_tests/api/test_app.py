@@ -6,8 +6,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from symbol_pipeline.api.routes import admin as app_module
 from symbol_pipeline.api.app import ApiSettings, create_app
+from symbol_pipeline.api.routes import admin as app_module
 from symbol_pipeline.services import portfolio as svc
 from symbol_pipeline.storage.portfolio_schema import portfolio_changes, portfolios, positions
 from symbol_pipeline_tests.api.conftest import served

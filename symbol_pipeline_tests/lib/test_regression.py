@@ -1,12 +1,18 @@
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import statsmodels.api as sm
 from sklearn.linear_model import Ridge
 from sklearn.preprocessing import StandardScaler
 
+from symbol_pipeline.lib.factor_model import compute_factor_exposures
+from symbol_pipeline.lib.factors import FACTORS, REGRESSOR_ETFS, RIDGE_ALPHA, RIDGE_ETFS
 from symbol_pipeline.lib.regression import cap_betas, ols_betas, ridge_betas
+from symbol_pipeline.lib.returns import total_returns
+from symbol_pipeline.lib.sessions import sessions_between
+from symbol_pipeline_tests.reference import read_real_closes
 
 TOL = 1e-8
 
@@ -228,3 +234,138 @@ def test_cap_betas():
     np.testing.assert_array_equal(capped, [1.0, -5.0, 5.0, 5.0, np.nan, -5.0])
     assert flag.tolist() == [False, True, False, True, False, False]
     assert flag.dtype == bool
+
+
+# ---------------------------------------------------------------- residual variance (the risk model's s²)
+
+RESIDUAL_TOL = 1e-10
+
+
+def reference_ols_mse_resid(y, x, min_obs):
+    """statsmodels' mse_resid = RSS / (n − 2) per column, NaN where no beta is estimated."""
+    out = np.full(y.shape[1], np.nan)
+    for n in range(y.shape[1]):
+        xn = x if x.ndim == 1 else x[:, n]
+        rows = np.isfinite(y[:, n]) & np.isfinite(xn)
+        if rows.sum() < min_obs or np.ptp(xn[rows]) == 0:
+            continue
+        out[n] = sm.OLS(y[rows, n], sm.add_constant(xn[rows], has_constant="add")).fit().mse_resid
+    return out
+
+
+def reference_ridge_residual_variance(y, X, alpha, min_obs):
+    """RSS / (n − K − 1) of the scikit-learn fit's residuals y − intercept − Xβ (uncapped), per column."""
+    out = np.full(y.shape[1], np.nan)
+    K = X.shape[1]
+    for n in range(y.shape[1]):
+        rows = np.isfinite(y[:, n]) & np.isfinite(X).all(axis=1)
+        if rows.sum() < min_obs or (np.ptp(X[rows], axis=0) == 0).any():
+            continue
+        scaler = StandardScaler().fit(X[rows])
+        model = Ridge(alpha=alpha, fit_intercept=True).fit(scaler.transform(X[rows]), y[rows, n])
+        betas = model.coef_ / scaler.scale_
+        intercept = model.intercept_ - scaler.mean_ @ betas
+        resid = y[rows, n] - intercept - X[rows] @ betas
+        np.testing.assert_allclose(resid, y[rows, n] - model.predict(scaler.transform(X[rows])), atol=1e-14)
+        if rows.sum() > K + 1:
+            out[n] = resid @ resid / (rows.sum() - K - 1)
+    return out
+
+
+def assert_residuals_close(actual, expected):
+    assert_close(actual, expected, RESIDUAL_TOL)
+    # Also relative (s² is ~1e-4), above a floor for the ETFs regressed on themselves (s² ≈ 0).
+    np.testing.assert_allclose(actual, expected, rtol=1e-7, atol=1e-15, equal_nan=True)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ols_residual_variance_is_statsmodels_mse_resid(seed):
+    X, y = random_market(seed)
+    y[:, 0] = np.nan
+    y[:62, 1] = np.nan  # below the minimum: no estimate, no residual variance
+    got = ols_betas(y, X[:, 0], min_obs=30)
+    assert_residuals_close(got.residual_variance, reference_ols_mse_resid(y, X[:, 0], 30))
+    assert np.isnan(got.residual_variance[:2]).all() and np.isfinite(got.residual_variance[2:]).all()
+    # One regressor per column, its own NaNs (the per-symbol path of ols_betas).
+    rng = np.random.default_rng(seed)
+    x = np.nan_to_num(X[:, [1]]) + rng.normal(0, 0.004, y.shape)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    assert_residuals_close(ols_betas(y, x, 30).residual_variance, reference_ols_mse_resid(y, x, 30))
+
+
+def test_ols_residual_variance_known_answer_and_scaling():
+    rng = np.random.default_rng(8)
+    x = rng.normal(0, 0.01, 5000)
+    noise = rng.normal(0, 0.02, 5000)
+    y = (0.0001 + 0.9 * x + noise)[:, None]
+    got = ols_betas(y, x, 30)
+    assert got.residual_variance[0] == pytest.approx(noise.var(), rel=0.002)  # the noise the fit could not explain
+    np.testing.assert_allclose(ols_betas(3 * y, x, 30).residual_variance, 9 * got.residual_variance, rtol=1e-10)
+    np.testing.assert_allclose(got.std_error**2 * np.sum((x - x.mean()) ** 2), got.residual_variance, rtol=1e-10)
+
+
+def test_ols_zero_variance_has_no_residual_variance():
+    rng = np.random.default_rng(4)
+    x = np.full(60, 0.1)
+    got = ols_betas(rng.normal(0, 0.01, (60, 2)), x, min_obs=30)
+    assert got.zero_variance.all() and np.isnan(got.residual_variance).all()
+
+
+@pytest.mark.parametrize("seed,alpha", [(10, 1.0), (11, 1.0), (12, 5.0)])
+def test_ridge_residual_variance_is_sklearn_residuals(seed, alpha):
+    X, y = random_market(seed)
+    y[:, 0] = np.nan
+    y[:65, 1] = np.nan
+    y[:, 3] *= 40.0  # betas far beyond the ±5 cap: the residuals are the uncapped fit's
+    got = ridge_betas(y, X, alpha=alpha, min_obs=30)
+    assert np.nanmax(np.abs(got.betas[3])) > 5
+    assert_residuals_close(got.residual_variance, reference_ridge_residual_variance(y, X, alpha, 30))
+    assert np.isnan(got.residual_variance[:2]).all() and np.isfinite(got.residual_variance[2:]).all()
+
+
+def test_ridge_residual_variance_zero_variance_and_too_few_degrees_of_freedom():
+    X, y = random_market(13, N=3, nan_share=0.0)
+    X[:50, 5] = 0.1
+    y[50:, 0] = np.nan  # only the constant stretch of regressor 5
+    y[:83, 1] = np.nan  # 7 rows = K + 1: no degree of freedom left (min_obs 5 lets the betas through)
+    got = ridge_betas(y, X, alpha=1.0, min_obs=5)
+    assert got.zero_variance.tolist() == [True, False, False]
+    assert np.isnan(got.residual_variance[:2]).all() and np.isfinite(got.betas[1]).all()
+    assert_residuals_close(got.residual_variance[2:], reference_ridge_residual_variance(y, X, 1.0, 5)[2:])
+
+
+# ---------------------------------------------------------------- residual variance on the real prices
+
+
+@pytest.fixture(scope="module")
+def real_closes_and_returns(real_prices_dir):
+    """The shared adjusted closes, and their returns computed the pipeline's way (total_returns on the grid)."""
+    closes = read_real_closes(real_prices_dir)
+    long = closes.stack().rename("close").reset_index()
+    long.columns = ["date", "symbol", "close"]
+    long["date"] = long["date"].dt.date
+    return closes, total_returns(long, sessions_between(closes.index[0], closes.index[-1]))
+
+
+@pytest.mark.parametrize("date", ["2024-12-31", "2024-06-28", "2023-10-31", "2023-09-15"])
+def test_real_prices_residual_variance_matches_statsmodels_and_sklearn(real_closes_and_returns, date):
+    closes, returns = real_closes_and_returns
+    day = pd.Timestamp(date)
+    got = compute_factor_exposures(returns, returns[list(REGRESSOR_ETFS)], day).set_index(["symbol", "factor"])
+    rets = closes.pct_change(fill_method=None).loc[:day]  # the reference's own returns
+    checked = 0
+    for spec in FACTORS:
+        window = rets.iloc[-spec.window:]
+        y = window.to_numpy()
+        if spec.family == "ridge":
+            expected = reference_ridge_residual_variance(y, window[list(RIDGE_ETFS)].to_numpy(), RIDGE_ALPHA,
+                                                         spec.min_observations)
+        elif len(spec.regressors) == 2:
+            x = (window[spec.regressors[0]] - window[spec.regressors[1]]).to_numpy()
+            expected = reference_ols_mse_resid(y, x, spec.min_observations)
+        else:
+            expected = reference_ols_mse_resid(y, window[spec.regressors[0]].to_numpy(), spec.min_observations)
+        actual = got.xs(spec.name, level="factor")["residual_variance"].reindex(closes.columns).to_numpy()
+        assert_residuals_close(actual, expected)
+        checked += int(np.isfinite(expected).sum())
+    assert checked > (0 if date == "2023-09-15" else 300)

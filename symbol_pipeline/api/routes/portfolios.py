@@ -1,17 +1,57 @@
-"""Portfolios and their positions."""
+"""Portfolios and their positions: created, listed a page at a time, changed with effective dates
+(a quantity or an equity applies from its date on; earlier dates keep theirs), closed, deleted,
+and positions imported as CSV or JSON (all or nothing, under their own body limit).
 
-import datetime as dt
-from typing import Any
+Lists are paginated with `limit` and `offset`; the body is the page (a list), the total is in
+`X-Total-Count` and the next page in `Link: <...>; rel="next"`.
+"""
 
-from fastapi import APIRouter
+import os
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from symbol_pipeline.api.deps import Caller, Db
-from symbol_pipeline.api.fields import Number
+from symbol_pipeline.api.fields import AsOfDate, CleanStr, Equity, Price, Quantity
 from symbol_pipeline.lib.symbols import validate_symbol
 from symbol_pipeline.services import portfolio as service
 
 router = APIRouter(tags=["portfolios"])
+
+# --- pagination and the import body limit ----------------------------------------------------
+
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Page size (at most {MAX_PAGE})")]
+Offset = Annotated[int, Query(ge=0, le=10**9, description="Items to skip")]
+_PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"headers": {
+    "X-Total-Count": {"description": "Items in all pages", "schema": {"type": "integer"}},
+    "Link": {"description": 'The next page, `<url>; rel="next"`, while there is one', "schema": {"type": "string"}},
+}}}
+
+IMPORT_MAX_BODY_ENV = "SYMBOL_PIPELINE_API_MAX_IMPORT_BYTES"
+DEFAULT_IMPORT_MAX_BODY_BYTES = 16 * 1024 * 1024
+IMPORT_PATH_SUFFIX = "/positions/import"
+
+
+def body_limits(default: int, import_limit: int | None = None) -> Callable[[str], int]:
+    """`limit_for(path)` of the body-limit middleware: the import endpoint gets its own limit
+    (argument, else SYMBOL_PIPELINE_API_MAX_IMPORT_BYTES, else 16 MB), every other path `default`."""
+    if import_limit is None:
+        import_limit = int(os.environ.get(IMPORT_MAX_BODY_ENV) or DEFAULT_IMPORT_MAX_BODY_BYTES)
+    return lambda path: import_limit if path.endswith(IMPORT_PATH_SUFFIX) else default
+
+
+def _paged(request: Request, response: Response, docs: list, total: int, limit: int, offset: int) -> list:
+    response.headers["X-Total-Count"] = str(total)
+    if offset + len(docs) < total:
+        url = request.url.include_query_params(limit=limit, offset=offset + len(docs))
+        response.headers["Link"] = f'<{url}>; rel="next"'
+    return docs
+
 
 
 class _Strict(BaseModel):
@@ -19,18 +59,18 @@ class _Strict(BaseModel):
 
 
 class PortfolioIn(_Strict):
-    name: StrictStr = Field(min_length=1, max_length=128)
-    equity: Number = Field(gt=0, description="Cash equity in USD; must be positive")
-    currency: StrictStr = Field("USD", max_length=16, description="Only USD is supported")
+    name: CleanStr = Field(min_length=1, max_length=128)
+    equity: Equity
+    currency: CleanStr = Field("USD", max_length=16, description="Only USD is supported")
 
 
 class PositionIn(_Strict):
-    portfolio_id: StrictStr
+    portfolio_id: CleanStr = Field(max_length=64)
     symbol: StrictStr = Field(description="Ticker: letters, digits and . - ^ =, at most 20 characters")
-    quantity: Number = Field(description="Signed quantity; shorts are negative")
-    entry_price: Number | None = Field(None, gt=0)
-    entry_date: dt.date | None = None
-    investment_class: StrictStr = Field("equity", max_length=32)
+    quantity: Quantity
+    entry_price: Price | None = None
+    entry_date: AsOfDate | None = None
+    investment_class: CleanStr = Field("equity", max_length=32)
 
     @field_validator("symbol")
     @classmethod
@@ -50,9 +90,12 @@ def create_portfolio(body: PortfolioIn, caller: Caller, engine: Db) -> dict[str,
     return service.create_portfolio(engine, caller.id, body.name, body.equity, body.currency)
 
 
-@router.get("/api/v1/portfolios")
-def list_portfolios(caller: Caller, engine: Db) -> list[dict[str, Any]]:
-    return service.list_portfolios(engine, caller.id)
+@router.get("/api/v1/portfolios", responses=_PAGE_RESPONSES)
+def list_portfolios(caller: Caller, engine: Db, request: Request, response: Response,
+                    limit: Limit = DEFAULT_PAGE, offset: Offset = 0) -> list[dict[str, Any]]:
+    """The caller's portfolios, oldest first, a page at a time (`X-Total-Count`, `Link: rel="next"`)."""
+    docs, total = service.page_of_portfolios(engine, caller.id, limit, offset)
+    return _paged(request, response, docs, total, limit, offset)
 
 
 @router.post("/api/v1/positions", status_code=201)
@@ -63,3 +106,139 @@ def create_position(body: PositionIn, caller: Caller, engine: Db) -> dict[str, A
         entry_date=body.entry_date, investment_class=body.investment_class, owner_id=caller.id,
         requested_by=f"api:{caller.name}",
     )
+
+
+# --- portfolios ---------------------------------------------------------------------------------
+
+_PORTFOLIO_EXAMPLE = {"id": "0b4b3c1e-8c1f-4d7e-9a55-2f8a1c2d3e4f", "owner_id": 1, "name": "main", "equity": 250000.0,
+                      "currency": "USD", "created_at": "2024-06-03T14:00:00+00:00"}
+
+
+class EquityIn(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"equity": 250000, "effective_date": "2024-06-03"}]})
+    equity: Equity
+    effective_date: AsOfDate | None = Field(None, description="From when it applies (default today); not in the future")
+
+
+@router.get("/api/v1/portfolios/{portfolio_id}", responses={200: {"content": {"application/json": {"example": {
+    **_PORTFOLIO_EXAMPLE, "equity_history": [
+        {"effective_date": "2024-06-03", "equity": 250000.0, "recorded_at": "2024-06-03T14:00:00+00:00"}]}}}}})
+def get_portfolio(portfolio_id: str, caller: Caller, engine: Db) -> dict[str, Any]:
+    """The portfolio and every equity it has had, each with the date from which it applies."""
+    return service.get_portfolio(engine, portfolio_id, owner_id=caller.id)
+
+
+@router.delete("/api/v1/portfolios/{portfolio_id}", status_code=204)
+def delete_portfolio(portfolio_id: str, caller: Caller, engine: Db) -> Response:
+    """Delete the portfolio with its positions, their history, its equity history and its cached analytics,
+    in one transaction."""
+    service.delete_portfolio(engine, portfolio_id, owner_id=caller.id)
+    return Response(status_code=204)
+
+
+@router.post("/api/v1/portfolios/{portfolio_id}/equity",
+             responses={200: {"content": {"application/json": {"example": _PORTFOLIO_EXAMPLE}}}})
+def set_equity(portfolio_id: str, body: EquityIn, caller: Caller, engine: Db) -> dict[str, Any]:
+    """Record the equity from `effective_date` on (default today); earlier dates keep theirs."""
+    return service.set_equity(engine, portfolio_id, body.equity, owner_id=caller.id,
+                              effective_date=body.effective_date)
+
+
+# --- positions ----------------------------------------------------------------------------------
+
+_POSITION_EXAMPLE = {"id": 7, "portfolio_id": _PORTFOLIO_EXAMPLE["id"], "symbol": "AAPL", "quantity": 1000.0,
+                     "entry_price": 190.5, "entry_date": "2024-06-03", "exit_date": None, "exit_price": None,
+                     "investment_class": "equity"}
+
+
+class PositionChangeIn(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"quantity": 1500, "effective_date": "2024-06-12"}, {"entry_price": 191.25}]})
+    quantity: Quantity | None = Field(None, description="The new quantity, in shares of effective_date")
+    effective_date: AsOfDate | None = Field(None, description="From when the quantity applies (default today)")
+    entry_price: Price | None = None
+    entry_date: AsOfDate | None = Field(None, description="A corrected entry date: the first quantity applies from it")
+    investment_class: CleanStr | None = Field(None, max_length=32)
+
+
+class CloseIn(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"exit_date": "2024-06-20", "exit_price": 201.0}]})
+    exit_date: AsOfDate | None = Field(None, description="Not held on this date or after (default today)")
+    exit_price: Price | None = None
+
+
+@router.get("/api/v1/portfolios/{portfolio_id}/positions", responses={200: {**_PAGE_RESPONSES[200], "content": {
+    "application/json": {"example": [{**_POSITION_EXAMPLE, "quantity": 2000.0, "recorded_quantity": 1000.0,
+                                      "quantity_date": "2024-06-03", "as_of": "2024-06-28"}]}}}})
+def list_positions(portfolio_id: str, caller: Caller, engine: Db, request: Request, response: Response,
+                   as_of: AsOfDate | None = None, limit: Limit = DEFAULT_PAGE, offset: Offset = 0) -> list[dict[str, Any]]:
+    """The positions open on `as_of` (default today) with the quantity in force then, in shares of
+    that date (`recorded_quantity` from `quantity_date`, times the splits since), a page at a time."""
+    docs, total = service.page_of_positions(engine, portfolio_id, as_of, owner_id=caller.id, limit=limit,
+                                            offset=offset)
+    return _paged(request, response, docs, total, limit, offset)
+
+
+@router.get("/api/v1/positions/{position_id}", responses={200: {"content": {"application/json": {"example": {
+    **_POSITION_EXAMPLE, "quantity_history": [
+        {"effective_date": "2024-06-03", "quantity": 1000.0, "recorded_at": "2024-06-03T14:00:00+00:00"}]}}}}})
+def get_position(position_id: int, caller: Caller, engine: Db) -> dict[str, Any]:
+    """The position with every quantity it has had and the date from which each applies."""
+    return service.quantity_history(engine, position_id, owner_id=caller.id)
+
+
+@router.patch("/api/v1/positions/{position_id}",
+              responses={200: {"content": {"application/json": {"example": _POSITION_EXAMPLE}}}})
+def change_position(position_id: int, body: PositionChangeIn, caller: Caller, engine: Db) -> dict[str, Any]:
+    """A new quantity from `effective_date` on (earlier dates keep theirs), or a corrected entry price,
+    entry date or investment class, of an open position."""
+    changes = body.model_dump(exclude_none=True, exclude={"effective_date"})
+    return service.update_position(engine, position_id, owner_id=caller.id, effective_date=body.effective_date,
+                                   **changes)
+
+
+@router.post("/api/v1/positions/{position_id}/close",
+             responses={200: {"content": {"application/json": {"example": {
+                 **_POSITION_EXAMPLE, "exit_date": "2024-06-20", "exit_price": 201.0}}}}})
+def close_position(position_id: int, caller: Caller, engine: Db, body: CloseIn | None = None) -> dict[str, Any]:
+    """Close the position on `exit_date` (default today): it is not held on that date or after."""
+    body = body or CloseIn()
+    return service.close_position(engine, position_id, exit_date=body.exit_date, exit_price=body.exit_price,
+                                  owner_id=caller.id)
+
+
+_IMPORT_BODY = {"required": True, "content": {
+    "text/csv": {"schema": {"type": "string"}, "example": "symbol,quantity,entry_price,entry_date\n"
+                                                          "AAPL,1000,190.5,2024-06-03\nMSFT,-200,,\n"},
+    "application/json": {"schema": {"type": "array", "items": {"type": "object"}}, "example": [
+        {"symbol": "AAPL", "quantity": 1000, "entry_price": 190.5, "entry_date": "2024-06-03"},
+        {"symbol": "MSFT", "quantity": -200}]},
+}}
+
+
+@router.post(f"/api/v1/portfolios/{{portfolio_id}}{IMPORT_PATH_SUFFIX}", status_code=201,
+             openapi_extra={"requestBody": _IMPORT_BODY},
+             responses={201: {"content": {"application/json": {"example": {
+                 "positions": [_POSITION_EXAMPLE], "pending_symbols": []}}}},
+                 413: {"description": f"Body larger than {IMPORT_MAX_BODY_ENV} (default 16 MB)"}})
+async def import_positions(portfolio_id: str, request: Request, caller: Caller, engine: Db) -> dict[str, Any]:
+    """Add every position of a CSV (`Content-Type: text/csv`, header
+    symbol,quantity[,entry_price,entry_date,investment_class]) or of a JSON list, with the CLI's
+    validation: all or none (a 422 naming the row writes nothing)."""
+    body = await request.body()
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind in ("text/csv", "text/plain"):
+        try:
+            text = body.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise service.ValidationError("the CSV is not UTF-8 text") from None
+        call = service.import_positions_csv
+    elif kind == "application/json":
+        text, call = body, service.import_positions_json
+    else:
+        return Response('{"detail":"Content-Type must be text/csv or application/json"}', status_code=415,
+                        media_type="application/json")
+    return await run_in_threadpool(call, engine, portfolio_id, text, owner_id=caller.id,
+                                   requested_by=f"api:{caller.name}")

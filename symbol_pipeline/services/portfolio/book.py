@@ -8,9 +8,7 @@ belongs to someone else is reported exactly like a missing one.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import math
 import uuid
 from collections.abc import Mapping, Sequence
@@ -20,7 +18,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from symbol_pipeline.lib.symbols import InvalidSymbolError, validate_symbol
 from symbol_pipeline.services.portfolio.documents import iso
-from symbol_pipeline.services.portfolio.errors import NonPositiveEquityError, NotFoundError, ValidationError
+from symbol_pipeline.services.portfolio.errors import (
+    DateOutOfRangeError,
+    NonPositiveEquityError,
+    NotFoundError,
+    ValidationError,
+)
 from symbol_pipeline.storage.portfolio import book as store
 from symbol_pipeline.storage.portfolio import cache as cache_store
 from symbol_pipeline.storage.portfolio import changes as change_log
@@ -58,6 +61,25 @@ def _date(value: Any, what: str) -> dt.date | None:
         return dt.date.fromisoformat(str(value).strip())
     except ValueError:
         raise ValidationError(f"{what} must be a date in YYYY-MM-DD form, got {value!r}") from None
+
+
+def today() -> dt.date:
+    return dt.date.today()
+
+
+def check_not_future(day: dt.date | None, what: str = "as_of") -> dt.date:
+    """`day`, or today when None; a date after today is an error naming it."""
+    now = today()
+    if day is None:
+        return now
+    if day > now:
+        raise DateOutOfRangeError(f"{what} {day.isoformat()} is in the future (today is {now.isoformat()})")
+    return day
+
+
+def _effective(value: Any, what: str = "effective_date") -> dt.date:
+    """An effective date from input: today when absent, never in the future."""
+    return check_not_future(_date(value, what), what)
 
 
 def _symbol(value: Any) -> str:
@@ -101,7 +123,7 @@ def _clean_position(raw: Mapping[str, Any], where: str = "") -> dict[str, Any]:
             "symbol": _symbol(raw["symbol"]),
             "quantity": quantity,
             "entry_price": entry_price,
-            "entry_date": _date(raw.get("entry_date"), "entry_date"),
+            "entry_date": _effective(raw.get("entry_date"), "entry_date"),
             "investment_class": investment_class.lower(),
         }
     except ValidationError as exc:
@@ -112,6 +134,7 @@ def _clean_position(raw: Mapping[str, Any], where: str = "") -> dict[str, Any]:
 
 
 def _portfolio_doc(row) -> dict[str, Any]:
+    """`equity` is the equity in force on the latest date recorded (today's)."""
     return {
         "id": row.id,
         "owner_id": row.owner_id,
@@ -148,25 +171,54 @@ def create_portfolio(engine: Engine, owner_id: int, name: str, equity: Any, curr
         raise ValidationError(f"currency {currency!r} is not supported; only {', '.join(SUPPORTED_CURRENCIES)}")
     pid = str(uuid.uuid4())
     with engine.begin() as conn:
-        store.insert_portfolio(conn, pid, owner_id, name, equity, currency)
+        store.insert_portfolio(conn, pid, owner_id, name, equity, currency, today())
         change_log.record_change(conn, pid, "portfolio_created")
         row = store.portfolio_row(conn, pid)
     return _portfolio_doc(row)
 
 
-def list_portfolios(engine: Engine, owner_id: int | None = None) -> list[dict[str, Any]]:
+def page_of_portfolios(engine: Engine, owner_id: int | None = None, limit: int | None = None,
+                       offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """A page of portfolios (oldest first) and the number of portfolios in all."""
     with engine.connect() as conn:
-        return [_portfolio_doc(r) for r in store.list_portfolios(conn, owner_id)]
+        rows, total = store.list_portfolios(conn, owner_id, limit, offset)
+    return [_portfolio_doc(r) for r in rows], total
 
 
-def set_equity(engine: Engine, portfolio_id: Any, equity: Any, owner_id: int | None = None) -> dict[str, Any]:
-    """Record the portfolio's equity balance (it may be zero or negative after losses)."""
+def list_portfolios(engine: Engine, owner_id: int | None = None) -> list[dict[str, Any]]:
+    return page_of_portfolios(engine, owner_id)[0]
+
+
+def get_portfolio(engine: Engine, portfolio_id: Any, owner_id: int | None = None) -> dict[str, Any]:
+    """The portfolio with its equity history (each equity and the date from which it applies)."""
+    with engine.connect() as conn:
+        row = _owned_portfolio(conn, portfolio_id, owner_id)
+        history = store.equity_history(conn, row.id)
+    return {**_portfolio_doc(row), "equity_history": [
+        {"effective_date": iso(h.effective_date), "equity": h.equity, "recorded_at": iso(h.created_at)}
+        for h in history]}
+
+
+def set_equity(engine: Engine, portfolio_id: Any, equity: Any, owner_id: int | None = None,
+               effective_date: Any = None) -> dict[str, Any]:
+    """Record the portfolio's equity from `effective_date` on (default today; it may be zero or
+    negative after losses). Earlier equities stay recorded: past dates keep theirs."""
     equity = _finite(equity, "equity")
+    day = _effective(effective_date)
     with engine.begin() as conn:
         row = _owned_portfolio(conn, portfolio_id, owner_id)
-        store.update_portfolio(conn, row.id, equity=equity)
+        store.record_equity(conn, row.id, day, equity)
         _record_change(conn, row.id, "equity_updated")
         return _portfolio_doc(store.portfolio_row(conn, row.id))
+
+
+def delete_portfolio(engine: Engine, portfolio_id: Any, owner_id: int | None = None) -> None:
+    """Delete the portfolio with its positions, their quantity history, its equity history and its
+    cached and stored analytics, in one transaction; the change log records the deletion."""
+    with engine.begin() as conn:
+        row = _owned_portfolio(conn, portfolio_id, owner_id)
+        store.delete_portfolio(conn, row.id)
+        change_log.record_change(conn, row.id, "portfolio_deleted")
 
 
 def changes_after(engine: Engine, cursor: int, limit: int = 100_000) -> list[tuple[int, str, str]]:
@@ -178,7 +230,7 @@ def changes_after(engine: Engine, cursor: int, limit: int = 100_000) -> list[tup
 # --- positions --------------------------------------------------------------------------------
 
 
-def _position_doc(row) -> dict[str, Any]:
+def position_doc(row) -> dict[str, Any]:
     return {
         "id": row.id,
         "portfolio_id": row.portfolio_id,
@@ -211,7 +263,7 @@ def add_positions(engine: Engine, portfolio_id: Any, rows: Sequence[Mapping[str,
         ids = store.insert_positions(conn, [{"portfolio_id": portfolio.id, **r} for r in cleaned])
         pending = _queue_unknown_symbols(conn, [r["symbol"] for r in cleaned], requested_by)
         _record_change(conn, portfolio.id, "positions_added")
-        docs = [_position_doc(store.position_row(conn, i)) for i in ids]
+        docs = [position_doc(store.position_row(conn, i)) for i in ids]
     return {"positions": docs, "pending_symbols": pending}
 
 
@@ -236,14 +288,19 @@ def _owned_position(conn: Connection, position_id: Any, owner_id: int | None):
     return row
 
 
-def update_position(engine: Engine, position_id: Any, owner_id: int | None = None, **changes: Any) -> dict[str, Any]:
-    """Change quantity, entry_price, entry_date or investment_class of an open position."""
+def update_position(engine: Engine, position_id: Any, owner_id: int | None = None, effective_date: Any = None,
+                    **changes: Any) -> dict[str, Any]:
+    """Change an open position: a new quantity from `effective_date` on (default today; earlier
+    dates keep theirs), or correct its entry_price, investment_class or entry_date (the date its
+    first quantity applies from)."""
     unknown = set(changes) - (_POSITION_FIELDS - {"symbol"})
     if unknown:
         raise ValidationError(f"unknown fields {sorted(unknown)}")
     changes = {k: v for k, v in changes.items() if v is not None}
     if not changes:
         raise ValidationError("nothing to update")
+    if effective_date is not None and "quantity" not in changes:
+        raise ValidationError("effective_date dates a quantity change; give a quantity with it")
     with engine.begin() as conn:
         row = _owned_position(conn, position_id, owner_id)
         if row.exit_date is not None:
@@ -251,14 +308,30 @@ def update_position(engine: Engine, position_id: Any, owner_id: int | None = Non
         merged = {"symbol": row.symbol, "quantity": row.quantity, "entry_price": row.entry_price,
                   "entry_date": row.entry_date, "investment_class": row.investment_class, **changes}
         cleaned = _clean_position(merged)
-        store.update_position(conn, row.id, **{k: cleaned[k] for k in changes})
+        history = store.quantity_history(conn, row.id)
+        entry = history[0].effective_date
+        if "entry_date" in changes:
+            later = history[1].effective_date if len(history) > 1 else None
+            if later is not None and cleaned["entry_date"] > later:
+                raise ValidationError(f"entry_date {cleaned['entry_date']} is after the quantity change of {later}")
+            entry = cleaned["entry_date"]
+            store.move_entry(conn, row.id, history[0].id, entry)
+        if "quantity" in changes:
+            day = _effective(effective_date)
+            if day < entry:
+                raise ValidationError(f"effective_date {day} is before the position's entry date {entry}")
+            store.record_quantity(conn, row.id, day, cleaned["quantity"])
+        rest = {k: cleaned[k] for k in changes if k in ("entry_price", "investment_class")}
+        if rest:
+            store.update_position(conn, row.id, **rest)
         _record_change(conn, row.portfolio_id, "position_updated")
-        return _position_doc(store.position_row(conn, row.id))
+        return position_doc(store.position_row(conn, row.id))
 
 
 def close_position(engine: Engine, position_id: Any, exit_date: Any = None, exit_price: Any = None,
                    owner_id: int | None = None) -> dict[str, Any]:
-    exit_day = _date(exit_date, "exit_date") or dt.date.today()
+    """Close a position on `exit_date` (default today): it is not held on that date or after."""
+    exit_day = _effective(exit_date, "exit_date")
     price = None if exit_price in (None, "") else _finite(exit_price, "exit_price")
     if price is not None and price <= 0:
         raise ValidationError(f"exit_price must be positive, got {price}")
@@ -266,33 +339,33 @@ def close_position(engine: Engine, position_id: Any, exit_date: Any = None, exit
         row = _owned_position(conn, position_id, owner_id)
         if row.exit_date is not None:
             raise ValidationError(f"position {row.id} is already closed (on {row.exit_date})")
-        if row.entry_date is not None and exit_day < row.entry_date:
-            raise ValidationError(f"exit_date {exit_day} is before entry_date {row.entry_date}")
+        history = store.quantity_history(conn, row.id)
+        if exit_day < history[0].effective_date:
+            raise ValidationError(f"exit_date {exit_day} is before entry_date {history[0].effective_date}")
+        if exit_day < history[-1].effective_date:
+            raise ValidationError(f"exit_date {exit_day} is before the quantity change of {history[-1].effective_date}")
         store.update_position(conn, row.id, exit_date=exit_day, exit_price=price)
         _record_change(conn, row.portfolio_id, "position_closed")
-        return _position_doc(store.position_row(conn, row.id))
+        return position_doc(store.position_row(conn, row.id))
 
 
-def import_positions_csv(engine: Engine, portfolio_id: Any, text: str, owner_id: int | None = None,
-                         requested_by: str = "import") -> dict[str, Any]:
-    """Add every row of a CSV with header symbol,quantity[,entry_price,entry_date,investment_class]."""
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames or not {"symbol", "quantity"} <= {f.strip() for f in reader.fieldnames}:
-        raise ValidationError("CSV needs a header with at least the columns symbol,quantity")
-    rows = []
-    for row in reader:
-        if None in row:
-            raise ValidationError(f"CSV line {reader.line_num}: more fields than the header")
-        rows.append({k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items()
-                     if v not in (None, "") or k.strip() in ("symbol", "quantity")})
-    return add_positions(engine, portfolio_id, rows, owner_id=owner_id, requested_by=requested_by)
+def quantity_history(engine: Engine, position_id: Any, owner_id: int | None = None) -> dict[str, Any]:
+    """The position with every quantity it has had and the date from which each applies."""
+    with engine.connect() as conn:
+        row = _owned_position(conn, position_id, owner_id)
+        history = store.quantity_history(conn, row.id)
+    return {**position_doc(row), "quantity_history": [
+        {"effective_date": iso(h.effective_date), "quantity": h.quantity, "recorded_at": iso(h.created_at)}
+        for h in history]}
 
 
 def list_positions(engine: Engine, portfolio_id: Any, include_closed: bool = False,
                    owner_id: int | None = None) -> list[dict[str, Any]]:
+    """The positions as recorded (quantity: the latest recorded); `holdings.page_of_positions` gives
+    them as of a date."""
     with engine.connect() as conn:
         portfolio = _owned_portfolio(conn, portfolio_id, owner_id)
-        return [_position_doc(r) for r in store.list_positions(conn, portfolio.id, include_closed)]
+        return [position_doc(r) for r in store.list_positions(conn, portfolio.id, include_closed)]
 
 
 def portfolios_holding(engine: Engine, symbols: Sequence[str]) -> list[str]:

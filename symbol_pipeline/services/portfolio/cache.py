@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 from symbol_pipeline.lib import stress as stress_lib
 from symbol_pipeline.services.portfolio.book import parse_portfolio_id
 from symbol_pipeline.services.portfolio.documents import iso
-from symbol_pipeline.services.portfolio.errors import NonPositiveEquityError, NotFoundError
+from symbol_pipeline.services.portfolio.errors import NotFoundError
 from symbol_pipeline.storage.portfolio import cache as store
 from symbol_pipeline.storage.portfolio import now
 
@@ -40,21 +40,25 @@ def stress_cache_key(exposure_key: str, calc_date: dt.date, scenarios: Sequence[
     return hashlib.sha256(f"{exposure_key}|{calc_date}|{_scenario_digest(scenarios)}".encode()).hexdigest()
 
 
-def lookup_exposures(conn: Connection, portfolio_id: Any, as_of: dt.date | None, owner_id: int | None):
-    """(portfolio id, first row, cache key, cached JSON or None) in one round trip; raises for a
-    portfolio that is missing, someone else's or without positive equity."""
+def lookup_document(conn: Connection, portfolio_id: Any, cache_type: str, as_of: dt.date | None,
+                    owner_id: int | None, key_of: Callable[[Any], str]):
+    """(portfolio id, first row, cache key, cached text or None) in one round trip; raises for a
+    portfolio that is missing or someone else's. `key_of(first row)` is the entry's key."""
     pid = parse_portfolio_id(portfolio_id)
-    rows = store.cached_document(conn, pid, CACHE_EXPOSURES, as_of, now())
+    rows = store.cached_document(conn, pid, cache_type, as_of, now())
     if not rows or (owner_id is not None and rows[0].owner_id != owner_id):
         raise NotFoundError(f"portfolio {portfolio_id} not found")
     head = rows[0]
-    if not head.equity > 0:
-        raise NonPositiveEquityError(
-            f"portfolio {pid} has equity {head.equity:g}; weights (market value / equity) need a positive equity"
-        )
-    key = exposure_cache_key(head.version, head.prices_date, head.betas_date, as_of)
+    key = key_of(head)
     cached = next((row.data for row in rows if row.cache_key == key), None)
     return pid, head, key, cached
+
+
+def lookup_exposures(conn: Connection, portfolio_id: Any, as_of: dt.date | None, owner_id: int | None):
+    """The exposures entry for as_of (see lookup_document). Equity is checked on a miss, on the
+    holdings of as_of: an entry is only ever written for a positive equity."""
+    return lookup_document(conn, portfolio_id, CACHE_EXPOSURES, as_of, owner_id,
+                           lambda head: exposure_cache_key(head.version, head.prices_date, head.betas_date, as_of))
 
 
 def read_stress(conn: Connection, portfolio_id: str, key: str) -> str | None:
@@ -62,10 +66,8 @@ def read_stress(conn: Connection, portfolio_id: str, key: str) -> str | None:
 
 
 def write_one(engine: Engine, portfolio_id: str, cache_type: str, key: str, text: str, ttl: dt.timedelta) -> None:
-    """Store one portfolio's document in its own transaction (after a cache miss)."""
-    with engine.begin() as conn:
-        store.write_cache(conn, [{"portfolio_id": portfolio_id, "cache_type": cache_type, "cache_key": key,
-                                  "data": text, "valid_until": now() + ttl}])
+    """Store one portfolio's document in place of its older ones (after a cache miss), atomically."""
+    store.replace_one(engine, portfolio_id, cache_type, key, text, now() + ttl)
 
 
 def invalidate_portfolio_cache(engine: Engine, portfolio_id: Any) -> int:

@@ -19,5 +19,9 @@ class NonPositiveEquityError(ValidationError):
     """Weights are market value / equity: undefined when equity is zero or negative."""
 
 
+class DateOutOfRangeError(ValidationError):
+    """A date in the future, or before a portfolio's first date: no holdings exist for it."""
+
+
 class StressDataError(ServiceError, ValueError):
     """Not enough ETF history for the covariance."""

@@ -15,7 +15,8 @@ from sqlalchemy.engine import Engine
 
 from symbol_pipeline.lib import exposures as exposure_lib
 from symbol_pipeline.lib.factors import FACTOR_NAMES
-from symbol_pipeline.services.portfolio.book import parse_portfolio_id
+from symbol_pipeline.services.portfolio import holdings
+from symbol_pipeline.services.portfolio.book import check_not_future, parse_portfolio_id
 from symbol_pipeline.services.portfolio.cache import (
     CACHE_EXPOSURES,
     DEFAULT_CACHE_TTL,
@@ -24,7 +25,8 @@ from symbol_pipeline.services.portfolio.cache import (
     write_one,
 )
 from symbol_pipeline.services.portfolio.documents import dumps, iso, number_texts
-from symbol_pipeline.services.portfolio.errors import NonPositiveEquityError, NotFoundError
+from symbol_pipeline.services.portfolio.errors import DateOutOfRangeError, NonPositiveEquityError
+from symbol_pipeline.services.symbols import unavailable_symbols, with_unavailable
 from symbol_pipeline.storage import latest
 from symbol_pipeline.storage.dialect import autocommit
 from symbol_pipeline.storage.portfolio import book, now
@@ -102,25 +104,27 @@ _DOCUMENT_TEMPLATE = _document_template()
 
 def _exposure_documents(pids: Sequence[str], state: Mapping[str, tuple[float, int]], pos: pd.DataFrame,
                         symbols: Sequence[str], betas: np.ndarray, beta_dates: np.ndarray, as_of: dt.date | None,
-                        prices_date: dt.date | None, betas_date: dt.date | None) -> ExposureBatch:
+                        prices_date: dt.date | None, betas_date: dt.date | None, frames: bool = True) -> ExposureBatch:
     """Every portfolio's exposures from positions (with closes) and the symbol betas, as one sparse product.
 
     state: per portfolio (equity, version)
     pos: portfolio_id, symbol, quantity, entry_price, close (NaN where no close on or before as_of)
     betas, beta_dates: shape (S, F) in the order of `symbols`
     The JSON documents are formatted from the result arrays in one pass (no dict per portfolio).
+    frames: also the rows of the snapshot tables (factor_rows, summary_rows), which only the batch stores.
     """
     batch = ExposureBatch(as_of=as_of, prices_date=prices_date, betas_date=betas_date)
     pids = list(pids)
     n_p, n_f = len(pids), len(FACTOR_NAMES)
-    row_of = {p: i for i, p in enumerate(pids)}
-    col_of = {s: i for i, s in enumerate(symbols)}
-    p_idx = pos["portfolio_id"].map(row_of).to_numpy(dtype=np.int64)
-    s_idx = pos["symbol"].map(col_of).to_numpy(dtype=np.int64)
+    p_idx = pd.Index(pids).get_indexer(pos["portfolio_id"]).astype(np.int64)  # pids and symbols are unique
+    s_idx = pd.Index(list(symbols)).get_indexer(pos["symbol"]).astype(np.int64)
     mv, unpriced = _market_values(pos)
     eq = np.array([state[p][0] for p in pids], dtype=float)  # (P,)
     matrix = exposure_lib.market_value_matrix(p_idx, s_idx, mv, (n_p, len(symbols)))
     result = exposure_lib.aggregate_exposures(matrix, betas, eq)
+    beta, dollar = result.beta, result.dollar_exposure  # (P, F)
+    if betas_date is None:  # no betas stored on or before as_of: the exposures are unknown, not zero
+        beta, dollar = np.full_like(beta, np.nan), np.full_like(dollar, np.nan)
     counts = np.bincount(p_idx, minlength=n_p)  # (P,)
 
     # Naming: only the (few) positions with a missing or stale beta, or without a close, are looked at one by one.
@@ -162,7 +166,7 @@ def _exposure_documents(pids: Sequence[str], state: Mapping[str, tuple[float, in
         head = number_texts(np.column_stack([
             eq, result.gross_exposure, result.net_exposure, result.gross_exposure / eq, result.net_exposure / eq,
         ])[vi])  # (V, 5)
-    per_factor = np.stack([number_texts(result.beta[vi]), number_texts(result.dollar_exposure[vi]),
+    per_factor = np.stack([number_texts(beta[vi]), number_texts(dollar[vi]),
                            number_texts(result.coverage[vi]), factor_missing[vi]], axis=2).reshape(len(vi), 4 * n_f)
     constants = (dumps(iso(as_of)), dumps(iso(prices_date)), dumps(iso(betas_date)))
     tail = dumps(now().isoformat())
@@ -172,10 +176,12 @@ def _exposure_documents(pids: Sequence[str], state: Mapping[str, tuple[float, in
         batch.texts[pid] = template % ('"' + pid + '"', *constants, *h, int(counts[row]), *fac, *named, tail)
         batch.cache_keys[pid] = exposure_cache_key(state[pid][1], prices_date, betas_date, as_of)
 
+    if not frames:
+        return batch
     wide = {"portfolio_id": np.array(valid_pids, dtype=object), "as_of": as_of, "betas_date": betas_date}
     for f, name in enumerate(FACTOR_NAMES):
-        wide[f"beta_{name}"] = result.beta[vi, f]
-        wide[f"dollar_exposure_{name}"] = result.dollar_exposure[vi, f]
+        wide[f"beta_{name}"] = beta[vi, f]
+        wide[f"dollar_exposure_{name}"] = dollar[vi, f]
         wide[f"coverage_{name}"] = result.coverage[vi, f]
     batch.factor_rows = pd.DataFrame(wide)
     errors = np.array([batch.errors.get(p) for p in pids], dtype=object)
@@ -189,29 +195,54 @@ def _exposure_documents(pids: Sequence[str], state: Mapping[str, tuple[float, in
     return batch
 
 
+def _with_closes(conn, pos: pd.DataFrame, as_of: dt.date | None, prices_date: dt.date | None) -> pd.DataFrame:
+    """The positions with the latest close on or before as_of of their symbol (NaN where none)."""
+    closes = latest.latest_closes(conn, sorted(set(pos["symbol"])), as_of, prices_date)
+    at = pd.Index(closes["symbol"]).get_indexer(pos["symbol"])  # one close per symbol
+    close = np.where(at >= 0, closes["value"].to_numpy(dtype=float)[np.clip(at, 0, None)] if len(closes) else np.nan,
+                     np.nan)
+    return pos.assign(close=close,
+                      entry_price=pos["entry_price"].astype(float), quantity=pos["quantity"].astype(float))
+
+
 def compute_portfolio_exposures(engine: Engine, portfolio_ids: Sequence[str] | None = None,
                                 as_of: dt.date | None = None, *, store_results: bool = True,
                                 ttl: dt.timedelta = DEFAULT_CACHE_TTL) -> ExposureBatch:
-    """Exposures of the given portfolios (all when None or empty) in one sparse product.
+    """Exposures of the given portfolios (all when None or empty) on the holdings of as_of (default
+    today), in one sparse product.
 
     With store_results, the snapshot tables and the cache are replaced for those portfolios
-    in one transaction. A portfolio with equity <= 0 is reported in `errors`, the rest go on.
+    in one transaction. A portfolio with equity <= 0 on that date, or whose first date is after
+    it, is reported in `errors`; the rest go on.
     """
     ids = None if not portfolio_ids else sorted({parse_portfolio_id(p) for p in portfolio_ids})
+    day = check_not_future(as_of)
     with engine.begin() as conn:
         prices_date, betas_date = latest.snapshot_dates(conn, as_of)
-        state = book.equity_and_version(conn, ids)
+        versions = book.equity_and_version(conn, ids)
+        held = holdings.read_book(conn, sorted(versions) if ids is not None else None, [day])
+        errors: dict[str, str] = {}
+        state: dict[str, tuple[float, int]] = {}
+        for i, pid in enumerate(held.portfolio_ids):
+            if pid not in versions:
+                continue
+            try:
+                holdings.check_not_before(day, held.first_date(i), pid)
+            except DateOutOfRangeError as exc:
+                errors[pid] = str(exc)
+                continue
+            state[pid] = (float(held.equity[i, 0]), versions[pid][1])
         pids = sorted(state)
-        pos = book.open_positions_frame(conn, pids if ids is not None else None)
-        pos = pos[pos["portfolio_id"].isin(state.keys())] if ids is None else pos
+        pos = held.frame(0)
+        pos = _with_closes(conn, pos[pos["portfolio_id"].isin(state.keys())], as_of, prices_date)
         symbols = sorted(set(pos["symbol"]))
-        closes = latest.latest_closes(conn, symbols, as_of, prices_date)
-        close_of = dict(zip(closes["symbol"], closes["value"].astype(float)))
-        pos = pos.assign(close=pos["symbol"].map(close_of).astype(float),
-                         entry_price=pos["entry_price"].astype(float), quantity=pos["quantity"].astype(float))
         betas, beta_dates = latest.latest_betas(conn, symbols, as_of, betas_date)
         batch = _exposure_documents(pids, state, pos, symbols, betas, beta_dates, as_of, prices_date, betas_date)
-        for missing in sorted(set(ids or ()) - set(pids)):
+        # Held symbols the pipeline no longer computes (`error`, `delisted`), named per portfolio (issue 9).
+        with_unavailable(batch.texts, pos.groupby("portfolio_id")["symbol"].agg(list).to_dict(),
+                         unavailable_symbols(conn, symbols))
+        batch.errors.update(errors)
+        for missing in sorted(set(ids or ()) - set(versions)):
             batch.errors[missing] = f"portfolio {missing} not found"
         if store_results:
             store.write_exposures(conn, ids if ids is not None else None, batch.factor_rows, batch.summary_rows)
@@ -225,34 +256,25 @@ def compute_portfolio_exposures(engine: Engine, portfolio_ids: Sequence[str] | N
 
 def exposures_text(engine: Engine, portfolio_id: Any, as_of: dt.date | None, owner_id: int | None,
                    ttl: dt.timedelta) -> tuple[str, str, bool]:
-    """(JSON document, cache key, cache hit) for one portfolio. A hit is one round trip."""
+    """(JSON document, cache key, cache hit) for one portfolio on the holdings of as_of (default
+    today). A hit is one round trip."""
+    day = check_not_future(as_of)
     with autocommit(engine).connect() as conn:
         pid, head, key, cached = lookup_exposures(conn, portfolio_id, as_of, owner_id)
         if cached is not None:
             return cached, key, True
-        # A miss: the positions are read after the version, so they are at least that new; a
+        # A miss: the holdings are read after the version, so they are at least that new; a
         # change committed meanwhile bumped the version and the entry written here is never hit.
-        snap = book.portfolio_positions_snapshot(conn, pid, as_of)
-        if not snap:
-            raise NotFoundError(f"portfolio {portfolio_id} not found")
-        held = [r for r in snap if r.symbol is not None]
-        closes = [r.close for r in held]
-        if any(c is None for c in closes):
-            older = latest.latest_closes(conn, sorted({r.symbol for r in held if r.close is None}), as_of,
-                                         head.prices_date)
-            fill = dict(zip(older["symbol"], older["value"].astype(float)))
-            closes = [c if c is not None else fill.get(r.symbol) for c, r in zip(closes, held)]
-        pos = pd.DataFrame({
-            "portfolio_id": pid, "symbol": [r.symbol for r in held],
-            "quantity": np.array([r.quantity for r in held], dtype=float),
-            "entry_price": np.array([np.nan if r.entry_price is None else r.entry_price for r in held], dtype=float),
-            "close": np.array([np.nan if c is None else c for c in closes], dtype=float),
-        })
+        held = holdings.read_book(conn, [pid], [day])
+        holdings.check_not_before(day, held.first_date(0), pid)
+        pos = _with_closes(conn, held.frame(0), as_of, head.prices_date)
         symbols = sorted(set(pos["symbol"]))
         betas, beta_dates = latest.latest_betas(conn, symbols, as_of, head.betas_date)
-    batch = _exposure_documents([pid], {pid: (snap[0].equity, head.version)}, pos, symbols, betas, beta_dates,
-                                as_of, head.prices_date, head.betas_date)
-    if pid in batch.errors:  # equity changed to <= 0 between the two reads
+        unavailable = unavailable_symbols(conn, symbols)  # issue 9, as above
+    batch = _exposure_documents([pid], {pid: (float(held.equity[0, 0]), head.version)}, pos, symbols, betas,
+                                beta_dates, as_of, head.prices_date, head.betas_date, frames=False)
+    with_unavailable(batch.texts, {pid: symbols}, unavailable)
+    if pid in batch.errors:
         raise NonPositiveEquityError(batch.errors[pid])
     text = batch.texts[pid]
     write_one(engine, pid, CACHE_EXPOSURES, key, text, ttl)

@@ -14,15 +14,59 @@ from sqlalchemy.engine import Connection
 from symbol_pipeline.storage.dialect import chunks, is_postgres, read_frame
 from symbol_pipeline.storage.latest import dates_subquery
 from symbol_pipeline.storage.portfolio import now
-from symbol_pipeline.storage.portfolio_schema import PortfolioId, portfolios, positions
+from symbol_pipeline.storage.portfolio_schema import (
+    PortfolioId,
+    portfolio_analytics_cache,
+    portfolio_equity,
+    portfolio_exposure_summary,
+    portfolio_factor_exposures,
+    portfolios,
+    position_quantities,
+    positions,
+)
 from symbol_pipeline.storage.schema import symbol_prices_daily
 
 
 def insert_portfolio(conn: Connection, portfolio_id: str, owner_id: int, name: str, equity: float,
-                     currency: str) -> None:
+                     currency: str, effective_date: dt.date) -> None:
+    """The portfolio and its first equity row."""
     conn.execute(
         portfolios.insert().values(id=portfolio_id, owner_id=owner_id, name=name, equity=equity, currency=currency)
     )
+    conn.execute(portfolio_equity.insert().values(portfolio_id=portfolio_id, effective_date=effective_date,
+                                                  equity=equity))
+
+
+def record_equity(conn: Connection, portfolio_id: str, effective_date: dt.date, equity: float) -> None:
+    """Append an equity row; `portfolios.equity` becomes the equity in force on the latest date."""
+    e = portfolio_equity.c
+    conn.execute(portfolio_equity.insert().values(portfolio_id=portfolio_id, effective_date=effective_date,
+                                                  equity=equity))
+    latest = (sa.select(e.equity).where(e.portfolio_id == portfolio_id)
+              .order_by(e.effective_date.desc(), e.id.desc()).limit(1).scalar_subquery())
+    conn.execute(portfolios.update().where(portfolios.c.id == portfolio_id).values(equity=latest, updated_at=now()))
+
+
+def equity_history(conn: Connection, portfolio_id: str):
+    """Rows (effective_date, equity, created_at) of the portfolio, in the order they apply."""
+    e = portfolio_equity.c
+    return conn.execute(sa.select(e.effective_date, e.equity, e.created_at).where(e.portfolio_id == portfolio_id)
+                        .order_by(e.effective_date, e.id)).all()
+
+
+def delete_portfolio(conn: Connection, portfolio_id: str) -> int:
+    """Delete the portfolio with its positions, quantity and equity history and derived rows; 1 if it existed.
+
+    Explicit deletes rather than ON DELETE CASCADE alone: SQLite enforces foreign keys only when
+    the connection asked for it, and the derived tables have no foreign key at all.
+    """
+    ids = sa.select(positions.c.id).where(positions.c.portfolio_id == portfolio_id).scalar_subquery()
+    conn.execute(position_quantities.delete().where(position_quantities.c.position_id.in_(ids)))
+    conn.execute(positions.delete().where(positions.c.portfolio_id == portfolio_id))
+    conn.execute(portfolio_equity.delete().where(portfolio_equity.c.portfolio_id == portfolio_id))
+    for table in (portfolio_analytics_cache, portfolio_factor_exposures, portfolio_exposure_summary):
+        conn.execute(table.delete().where(table.c.portfolio_id == portfolio_id))
+    return conn.execute(portfolios.delete().where(portfolios.c.id == portfolio_id)).rowcount
 
 
 def portfolio_row(conn: Connection, portfolio_id: str):
@@ -33,11 +77,14 @@ def update_portfolio(conn: Connection, portfolio_id: str, **values: Any) -> None
     conn.execute(portfolios.update().where(portfolios.c.id == portfolio_id).values(updated_at=now(), **values))
 
 
-def list_portfolios(conn: Connection, owner_id: int | None = None):
+def list_portfolios(conn: Connection, owner_id: int | None = None, limit: int | None = None, offset: int = 0):
+    """A page of portfolios, oldest first, and how many there are in all: (rows, total)."""
     stmt = sa.select(portfolios).order_by(portfolios.c.created_at, portfolios.c.id)
+    count = sa.select(sa.func.count()).select_from(portfolios)
     if owner_id is not None:
         stmt = stmt.where(portfolios.c.owner_id == owner_id)
-    return conn.execute(stmt).all()
+        count = count.where(portfolios.c.owner_id == owner_id)
+    return conn.execute(stmt.limit(limit).offset(offset)).all(), conn.execute(count).scalar_one()
 
 
 def bump_version(conn: Connection, portfolio_id: str) -> None:
@@ -58,9 +105,38 @@ def equity_and_version(conn: Connection, portfolio_ids: Sequence[str] | None) ->
 
 
 def insert_positions(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert positions (each with its entry_date) and their first quantity row, effective from it."""
     if not rows:
         return []
-    return [conn.execute(positions.insert().values(**r).returning(positions.c.id)).scalar_one() for r in rows]
+    ids = [conn.execute(positions.insert().values(**r).returning(positions.c.id)).scalar_one() for r in rows]
+    conn.execute(position_quantities.insert(), [
+        {"position_id": i, "effective_date": r["entry_date"], "quantity": r["quantity"]} for i, r in zip(ids, rows)
+    ])
+    return ids
+
+
+def record_quantity(conn: Connection, position_id: int, effective_date: dt.date, quantity: float) -> None:
+    """Append a quantity row; `positions.quantity` becomes the quantity recorded for the latest date."""
+    q = position_quantities.c
+    conn.execute(position_quantities.insert().values(position_id=position_id, effective_date=effective_date,
+                                                     quantity=quantity))
+    latest = (sa.select(q.quantity).where(q.position_id == position_id)
+              .order_by(q.effective_date.desc(), q.id.desc()).limit(1).scalar_subquery())
+    conn.execute(positions.update().where(positions.c.id == position_id).values(quantity=latest, updated_at=now()))
+
+
+def quantity_history(conn: Connection, position_id: int):
+    """Rows (id, effective_date, quantity, created_at) of the position, in the order they apply."""
+    q = position_quantities.c
+    return conn.execute(sa.select(q.id, q.effective_date, q.quantity, q.created_at)
+                        .where(q.position_id == position_id).order_by(q.effective_date, q.id)).all()
+
+
+def move_entry(conn: Connection, position_id: int, first_row_id: int, entry_date: dt.date) -> None:
+    """Correct a position's entry date: its first quantity row applies from the new date."""
+    conn.execute(position_quantities.update().where(position_quantities.c.id == first_row_id)
+                 .values(effective_date=entry_date))
+    conn.execute(positions.update().where(positions.c.id == position_id).values(entry_date=entry_date, updated_at=now()))
 
 
 def position_row(conn: Connection, position_id: int):
@@ -70,6 +146,13 @@ def position_row(conn: Connection, position_id: int):
         .join(portfolios, portfolios.c.id == positions.c.portfolio_id)
         .where(positions.c.id == position_id)
     ).first()
+
+
+def positions_by_id(conn: Connection, position_ids: Sequence[int]):
+    rows = []
+    for chunk in chunks(list(position_ids)):
+        rows.extend(conn.execute(sa.select(positions).where(positions.c.id.in_(chunk))).all())
+    return rows
 
 
 def update_position(conn: Connection, position_id: int, **values: Any) -> None:

@@ -5,15 +5,25 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
-from symbol_pipeline.storage.dialect import bulk_insert, chunks, execute_prepared, upsert
+from symbol_pipeline.storage.dialect import autocommit, bulk_insert, chunks, execute_prepared, is_postgres, upsert
 from symbol_pipeline.storage.latest import dates_subquery
 from symbol_pipeline.storage.portfolio_schema import PortfolioId, portfolio_analytics_cache, portfolios
+
+
+class CachedRow(NamedTuple):
+    owner_id: int
+    equity: Any
+    version: int
+    prices_date: dt.date | None
+    betas_date: dt.date | None
+    cache_key: str | None
+    data: str | None
 
 
 @lru_cache(maxsize=2)
@@ -45,7 +55,15 @@ def cached_document(conn: Connection, portfolio_id: str, cache_type: str, as_of:
     params = {"pid": portfolio_id, "cache_type": cache_type, "at": at}
     if as_of is not None:
         params["as_of"] = as_of
-    return execute_prepared(conn, "sp_cached_document", _cached_document_stmt(as_of is not None), params)
+    name = f"sp_cached_document_{len(params)}"  # execute_prepared's name for it
+    execute = conn.connection.info.get(name) if is_postgres(conn) else None
+    if execute is None:  # prepared on this connection here
+        return execute_prepared(conn, "sp_cached_document", _cached_document_stmt(as_of is not None), params)
+    # The hot path of every cached GET: straight on the driver's cursor, rows as plain named tuples
+    # (SQLAlchemy's result machinery cost about as much CPU as the rest of a cache hit).
+    with conn.connection.dbapi_connection.cursor() as cur:
+        cur.execute(execute, params)
+        return [CachedRow(*row) for row in cur.fetchall()]
 
 
 @lru_cache(maxsize=1)
@@ -93,6 +111,34 @@ def write_cache(conn: Connection, rows: Sequence[dict[str, Any]] | pd.DataFrame,
         bulk_insert(conn, portfolio_analytics_cache, frame if frame is not None else pd.DataFrame(records))
     else:
         upsert(conn, portfolio_analytics_cache, records if records is not None else frame.to_dict("records"))
+
+
+_REPLACE_ONE_SQL = (
+    # One statement, so one round trip in autocommit and still atomic: the older entries of the
+    # portfolio and type go (they can never be hit again) and this one is written.
+    f"WITH gone AS (DELETE FROM {portfolio_analytics_cache.name} WHERE portfolio_id = %(pid)s "
+    "AND cache_type = %(cache_type)s AND cache_key <> %(cache_key)s) "
+    f"INSERT INTO {portfolio_analytics_cache.name} (portfolio_id, cache_type, cache_key, data, valid_until) "
+    "VALUES (%(pid)s, %(cache_type)s, %(cache_key)s, %(data)s, %(valid_until)s) "
+    "ON CONFLICT (portfolio_id, cache_type, cache_key) DO UPDATE SET data = EXCLUDED.data, "
+    "valid_until = EXCLUDED.valid_until"
+)
+
+
+def replace_one(engine: Engine, portfolio_id: str, cache_type: str, cache_key: str, data: str,
+                valid_until: dt.datetime) -> None:
+    """Store one entry in place of the portfolio's others of that type (after a cache miss), atomically.
+
+    On PostgreSQL one statement on an autocommit connection; elsewhere write_cache in a transaction.
+    """
+    row = {"portfolio_id": portfolio_id, "cache_type": cache_type, "cache_key": cache_key, "data": data,
+           "valid_until": valid_until}
+    if not is_postgres(engine):
+        with engine.begin() as conn:
+            write_cache(conn, [row])
+        return
+    with autocommit(engine).connect() as conn:
+        conn.exec_driver_sql(_REPLACE_ONE_SQL, {**row, "pid": portfolio_id})
 
 
 def delete_cache(conn: Connection, portfolio_id: str | None = None) -> int:

@@ -64,8 +64,8 @@ def test_unknown_symbol_is_queued_and_reported_pending(book):
 
 def test_update_close_list_and_change_log(book):
     engine, _, pf = book
-    pos = svc.add_position(engine, pf["id"], "AAA", 5)["position"]
-    assert svc.update_position(engine, pos["id"], quantity=-7)["quantity"] == -7
+    pos = svc.add_position(engine, pf["id"], "AAA", 5, entry_date="2024-06-03")["position"]
+    assert svc.update_position(engine, pos["id"], quantity=-7, effective_date="2024-06-20")["quantity"] == -7
     closed = svc.close_position(engine, pos["id"], exit_date="2024-07-01", exit_price=11)
     assert closed["exit_date"] == "2024-07-01"
     with pytest.raises(svc.ValidationError, match="already closed"):

@@ -77,7 +77,7 @@ def test_latest_beta_on_or_before_as_of_and_stale_flag(engine):
     _, pf = _book(engine)
     earlier = CALC_DATE - dt.timedelta(days=3)
     seed_symbols(engine, {"OLD": {"market_beta": 2.0}}, {"OLD": 20.0}, date=earlier)
-    svc.add_position(engine, pf["id"], "OLD", 500)
+    svc.add_position(engine, pf["id"], "OLD", 500, entry_date=earlier)
     doc = svc.get_portfolio_factor_exposures(engine, pf["id"])
     assert doc["stale_symbols"] == ["OLD"]
     assert doc["factors"]["market_beta"]["beta"] == pytest.approx(0.1 * 2.0)
