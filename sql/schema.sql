@@ -167,10 +167,13 @@ CREATE TABLE IF NOT EXISTS symbol_factor_exposures (
 	beta_cap DOUBLE PRECISION NOT NULL, 
 	quality VARCHAR(24) NOT NULL, 
 	computed_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL, 
+	residual_variance DOUBLE PRECISION, 
 	PRIMARY KEY (symbol, date, factor)
 );
 
 CREATE INDEX IF NOT EXISTS ix_symbol_factor_exposures_date ON symbol_factor_exposures (date);
+
+CREATE INDEX IF NOT EXISTS ix_symbol_factor_exposures_history ON symbol_factor_exposures (symbol, date, factor, beta);
 
 CREATE TABLE IF NOT EXISTS symbol_fetch_failures (
 	id SERIAL NOT NULL, 
@@ -199,6 +202,8 @@ CREATE TABLE IF NOT EXISTS symbol_onboarding_queue (
 	CONSTRAINT ck_symbol_onboarding_queue_status CHECK (status IN ('pending', 'processing', 'completed', 'failed'))
 );
 
+CREATE INDEX IF NOT EXISTS ix_symbol_onboarding_queue_requested_by ON symbol_onboarding_queue (requested_by, created_at);
+
 CREATE INDEX IF NOT EXISTS ix_symbol_onboarding_queue_symbol ON symbol_onboarding_queue (symbol);
 
 CREATE TABLE IF NOT EXISTS symbol_prices_daily (
@@ -219,6 +224,19 @@ CREATE TABLE IF NOT EXISTS symbol_prices_daily (
 
 CREATE INDEX IF NOT EXISTS ix_symbol_prices_daily_date ON symbol_prices_daily (date);
 
+CREATE INDEX IF NOT EXISTS ix_symbol_prices_daily_splits ON symbol_prices_daily (symbol, date) WHERE split_ratio != 1.0;
+
+CREATE TABLE IF NOT EXISTS symbol_session_gaps (
+	symbol VARCHAR(20) NOT NULL, 
+	date DATE NOT NULL, 
+	reason VARCHAR(16) NOT NULL, 
+	recorded_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL, 
+	PRIMARY KEY (symbol, date), 
+	CONSTRAINT ck_symbol_session_gaps_reason CHECK (reason IN ('not_listed', 'no_price', 'gap'))
+);
+
+CREATE INDEX IF NOT EXISTS ix_symbol_session_gaps_date ON symbol_session_gaps (date);
+
 CREATE TABLE IF NOT EXISTS symbol_universe (
 	symbol VARCHAR(20) NOT NULL, 
 	status VARCHAR(16) DEFAULT 'pending' NOT NULL, 
@@ -227,11 +245,15 @@ CREATE TABLE IF NOT EXISTS symbol_universe (
 	last_price_date DATE, 
 	last_factor_date DATE, 
 	error_message TEXT, 
+	retry_attempts INTEGER DEFAULT '0' NOT NULL, 
+	next_retry_at TIMESTAMP WITH TIME ZONE, 
 	created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL, 
 	updated_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL, 
 	PRIMARY KEY (symbol), 
 	CONSTRAINT ck_symbol_universe_status CHECK (status IN ('pending', 'active', 'delisted', 'error'))
 );
+
+CREATE INDEX IF NOT EXISTS ix_symbol_universe_next_retry_at ON symbol_universe (next_retry_at);
 
 CREATE TABLE IF NOT EXISTS users (
 	id SERIAL NOT NULL, 
@@ -274,6 +296,18 @@ CREATE TABLE IF NOT EXISTS portfolios (
 
 CREATE INDEX IF NOT EXISTS ix_portfolios_owner_id ON portfolios (owner_id);
 
+CREATE TABLE IF NOT EXISTS portfolio_equity (
+	id BIGSERIAL NOT NULL, 
+	portfolio_id UUID NOT NULL, 
+	effective_date DATE NOT NULL, 
+	equity DOUBLE PRECISION NOT NULL, 
+	created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL, 
+	PRIMARY KEY (id), 
+	FOREIGN KEY(portfolio_id) REFERENCES portfolios (id) ON DELETE CASCADE
+);
+
+CREATE INDEX IF NOT EXISTS ix_portfolio_equity_portfolio_date ON portfolio_equity (portfolio_id, effective_date);
+
 CREATE TABLE IF NOT EXISTS positions (
 	id SERIAL NOT NULL, 
 	portfolio_id UUID NOT NULL, 
@@ -294,3 +328,16 @@ CREATE TABLE IF NOT EXISTS positions (
 CREATE INDEX IF NOT EXISTS ix_positions_portfolio_open ON positions (portfolio_id, exit_date);
 
 CREATE INDEX IF NOT EXISTS ix_positions_symbol ON positions (symbol);
+
+CREATE TABLE IF NOT EXISTS position_quantities (
+	id BIGSERIAL NOT NULL, 
+	position_id INTEGER NOT NULL, 
+	effective_date DATE NOT NULL, 
+	quantity DOUBLE PRECISION NOT NULL, 
+	created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL, 
+	PRIMARY KEY (id), 
+	CONSTRAINT ck_position_quantities_nonzero CHECK (quantity <> 0), 
+	FOREIGN KEY(position_id) REFERENCES positions (id) ON DELETE CASCADE
+);
+
+CREATE INDEX IF NOT EXISTS ix_position_quantities_position_date ON position_quantities (position_id, effective_date);

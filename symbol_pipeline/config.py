@@ -11,10 +11,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from symbol_pipeline.lib import sessions
+
 # Re-exported: the entry points normalise URLs they read; the rule lives with the other dialect code.
 from symbol_pipeline.storage.dialect import normalise_database_url
 
-DEFAULT_HISTORY_START = "2023-01-03"
+# The date partitions cover the last DEFAULT_PARTITION_SESSIONS sessions unless a start date is
+# set: a range the quick-start instance backfills in minutes, whose partition status is kept equal
+# to the database (README, "Partition status"). Older sessions are history the windows read.
+DEFAULT_PARTITION_SESSIONS = 21
 DATABASE_URL_ENV = "SYMBOL_PIPELINE_DATABASE_URL"
 ALERT_WEBHOOK_ENV = "SYMBOL_PIPELINE_ALERT_WEBHOOK_URL"
 
@@ -31,6 +36,13 @@ class Settings:
     schedule_timezone: str
     alert_webhook_url: str | None
     scenarios_file: str | None
+    # Symbols recover (README "Symbols recover"): automatic retries of a failed fetch, the first
+    # delay in hours (doubled for each later retry), sessions without a price before `delisted`,
+    # and new symbols one API user may queue in 24 hours.
+    symbol_retry_attempts: int = 4
+    symbol_retry_delay_hours: float = 6.0
+    delisted_after_sessions: int = 10
+    onboarding_daily_cap: int = 100
 
     @property
     def is_postgres(self) -> bool:
@@ -41,6 +53,13 @@ def _data_dir() -> Path:
     return Path(os.environ.get("SYMBOL_PIPELINE_DATA_DIR", "data")).resolve()
 
 
+def _rolling_start(count: int) -> str:
+    """The first of the last `count` completed sessions (the range moves with the calendar)."""
+    if count < 1:
+        raise ValueError(f"SYMBOL_PIPELINE_PARTITION_SESSIONS must be at least 1, not {count}")
+    return str(sessions.sessions_ending(sessions.latest_completed_session(), count)[0].date())
+
+
 def get_settings() -> Settings:
     data_dir = _data_dir()
     url = os.environ.get(DATABASE_URL_ENV) or f"sqlite:///{data_dir / 'symbol_pipeline.sqlite'}"
@@ -48,14 +67,41 @@ def get_settings() -> Settings:
         data_dir=data_dir,
         database_url=normalise_database_url(url),
         price_source=os.environ.get("SYMBOL_PIPELINE_PRICE_SOURCE", "synthetic"),
-        partitions_start=os.environ.get("SYMBOL_PIPELINE_PARTITIONS_START", DEFAULT_HISTORY_START),
+        partitions_start=os.environ.get("SYMBOL_PIPELINE_PARTITIONS_START") or _rolling_start(
+            int(os.environ.get("SYMBOL_PIPELINE_PARTITION_SESSIONS") or DEFAULT_PARTITION_SESSIONS)),
         synthetic_seed=int(os.environ.get("SYMBOL_PIPELINE_SYNTHETIC_SEED", "7")),
         synthetic_universe_size=int(os.environ.get("SYMBOL_PIPELINE_SYNTHETIC_SYMBOLS", "350")),
         schedule_cron=os.environ.get("SYMBOL_PIPELINE_SCHEDULE_CRON", "0 21 * * 1-5"),
         schedule_timezone=os.environ.get("SYMBOL_PIPELINE_SCHEDULE_TIMEZONE", "America/New_York"),
         alert_webhook_url=os.environ.get(ALERT_WEBHOOK_ENV) or None,
         scenarios_file=os.environ.get("SYMBOL_PIPELINE_SCENARIOS_FILE") or None,
+        symbol_retry_attempts=_int_setting("SYMBOL_PIPELINE_SYMBOL_RETRY_ATTEMPTS", 4, 0),
+        symbol_retry_delay_hours=_float_setting("SYMBOL_PIPELINE_SYMBOL_RETRY_DELAY_HOURS", 6.0),
+        delisted_after_sessions=_int_setting("SYMBOL_PIPELINE_DELISTED_AFTER_SESSIONS", 10, 1),
+        onboarding_daily_cap=_int_setting("SYMBOL_PIPELINE_ONBOARDING_DAILY_CAP", 100, 0),
     )
+
+
+def _int_setting(name: str, default: int, minimum: int) -> int:
+    text = os.environ.get(name) or str(default)
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {text!r}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float_setting(name: str, default: float) -> float:
+    text = os.environ.get(name) or str(default)
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {text!r}") from None
+    if not 0 < value < 24 * 365:
+        raise ValueError(f"{name} must be a number of hours in (0, 8760), got {text!r}")
+    return value
 
 
 # Dagster writes one event per partition, each in its own transaction. These two settings batch

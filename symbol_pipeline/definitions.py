@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 
 import dagster as dg
 
 from symbol_pipeline.config import ALERT_WEBHOOK_ENV, DATABASE_URL_ENV, Settings, get_settings
+from symbol_pipeline.defs.loggers import console_logger
 from symbol_pipeline.defs.portfolios import build_portfolio_defs
 from symbol_pipeline.defs.resources import (
     AlertWebhookResource,
@@ -15,6 +17,7 @@ from symbol_pipeline.defs.resources import (
     price_source_resource,
 )
 from symbol_pipeline.defs.symbols import build_symbol_defs
+from symbol_pipeline.services.onboarding import RecoveryPolicy
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
@@ -24,8 +27,14 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         partitions_start=settings.partitions_start,
         schedule_cron=settings.schedule_cron,
         schedule_timezone=settings.schedule_timezone,
+        recovery=RecoveryPolicy(
+            retry_attempts=settings.symbol_retry_attempts,
+            retry_delay=dt.timedelta(hours=settings.symbol_retry_delay_hours),
+            delisted_after_sessions=settings.delisted_after_sessions,
+        ),
     )
     resources = dg.Definitions(
+        loggers={"console": console_logger},
         resources={
             # A URL from the environment may hold a password: Dagster resolves the EnvVar at run
             # time and shows only its name in the UI and GraphQL. The SQLite default holds none.

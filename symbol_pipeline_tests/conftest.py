@@ -28,6 +28,14 @@ def real_prices_dir() -> Path:
 
 # --- databases -------------------------------------------------------------------------------
 PG_ADMIN_URL = os.environ.get("SYMBOL_PIPELINE_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+# A fixed first date partition for tests that need long ranges (the default range moves with the calendar).
+HISTORY_START = "2023-01-03"
+
+
+@pytest.fixture(autouse=True)
+def _fixed_partitions_start(monkeypatch):
+    """Tests run on fixed historical sessions; a test of the rolling default deletes this."""
+    monkeypatch.setenv("SYMBOL_PIPELINE_PARTITIONS_START", HISTORY_START)
 
 
 def pg_available() -> bool:

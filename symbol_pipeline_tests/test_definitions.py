@@ -95,3 +95,13 @@ def test_module_level_defs_is_the_built_definitions():
     from symbol_pipeline import definitions
 
     assert isinstance(definitions.defs, dg.Definitions)
+
+
+def test_every_job_logs_at_info_unless_a_run_asks_for_more():
+    """Backfills and sensors launch the implicit asset job: its console logger must not print
+    one DEBUG line per partition event either."""
+    defs = build_definitions()
+    jobs = [defs.resolve_implicit_global_asset_job_def(), defs.resolve_job_def("symbol_layer_job")]
+    for job in jobs:
+        default = job.loggers["console"].config_schema.as_field().default_value
+        assert default["log_level"] == "INFO", job.name

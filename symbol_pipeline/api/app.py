@@ -27,12 +27,12 @@ from symbol_pipeline.api.limits import (
     short_message,
     validation_error_handler,
 )
-from symbol_pipeline.api.routes import admin, analytics, portfolios, symbols
+from symbol_pipeline.api.routes import admin, analytics, portfolios, risk, symbol_admin, symbols
 from symbol_pipeline.config import get_settings, normalise_database_url
 from symbol_pipeline.services import portfolio as service
 from symbol_pipeline.services.serving import SERVING_THREADS, open_serving_engine
 
-ROUTERS = (symbols.router, portfolios.router, analytics.router, admin.router)
+ROUTERS = (symbols.router, portfolios.router, analytics.router, risk.router, admin.router, symbol_admin.router)
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -102,7 +102,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     # Every request with a body is authenticated before a byte of it is read, then bounded (no
     # endpoint imports files yet, so one limit for all paths).
     app.add_middleware(BodyLimitMiddleware, authenticate=caller_for,
-                       limit_for=lambda _path: settings.max_body_bytes)
+                       limit_for=portfolios.body_limits(settings.max_body_bytes))
     app.add_exception_handler(RequestValidationError, validation_error_handler)
 
     @app.exception_handler(service.NotFoundError)

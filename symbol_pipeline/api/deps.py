@@ -2,26 +2,57 @@
 
 The application (`app.py`) puts the engine, the settings and the key check on `app.state`; the
 dependencies here read them from the request, so that route modules need no closure over them.
+
+The caller comes from FastAPI's `HTTPBearer` (so the OpenAPI schema declares the bearer scheme and
+`/docs` has an Authorize button), with `auto_error=False`: a missing or malformed header is our own
+401 with `WWW-Authenticate: Bearer`, as before, and a request with a body keeps the caller that
+`BodyLimitMiddleware` authenticated before reading it. Every request of a user runs inside the
+onboarding cap (`capped_requests`): new symbols beyond it are a 429 and nothing is written.
 """
 
+from collections.abc import AsyncIterator
+from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 
 from symbol_pipeline.api.limits import UNAUTHORISED_DETAIL, USER_SCOPE_KEY
+from symbol_pipeline.config import get_settings
 from symbol_pipeline.lib.symbols import InvalidSymbolError, validate_symbol
 from symbol_pipeline.services import portfolio as service
+from symbol_pipeline.services.onboarding import OnboardingLimitError, capped_requests
+
+bearer = HTTPBearer(auto_error=False, description="An API key: `symbol-pipeline users issue-key NAME`")
 
 
-async def _user(request: Request) -> service.User:
+@lru_cache(maxsize=1)
+def _environment() -> Any:
+    # The API's own ApiSettings carry what app.py knows; the rest is read once from the environment.
+    return get_settings()
+
+
+def setting(request: Request, name: str) -> Any:
+    """A setting of the application (ApiSettings), else of the environment (config.Settings)."""
+    value = getattr(request.app.state.settings, name, None)
+    return value if value is not None else getattr(_environment(), name)
+
+
+async def _user(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> AsyncIterator[service.User]:
     # A request with a body was authenticated by BodyLimitMiddleware already.
     found = request.scope.get(USER_SCOPE_KEY)
-    if found is None:
-        found = await request.app.state.caller_for(request.headers.get("authorization", ""))
+    if found is None and credentials is not None:
+        found = await request.app.state.caller_for(f"Bearer {credentials.credentials}")
     if found is None:
         raise HTTPException(401, UNAUTHORISED_DETAIL, headers={"WWW-Authenticate": "Bearer"})
-    return found
+    try:
+        with capped_requests(setting(request, "onboarding_daily_cap")):
+            yield found
+    except OnboardingLimitError as exc:
+        raise HTTPException(429, str(exc), headers={"Retry-After": "86400"}) from None
 
 
 def _admin(caller: Annotated[service.User, Depends(_user)]) -> service.User:

@@ -129,12 +129,16 @@ class BodyLimitMiddleware:
 
 
 def _short(value: Any) -> Any:
-    """`value`, or None when its JSON is longer than MAX_INPUT_CHARS (a long string is cut instead)."""
+    """`value`, or None when its JSON is longer than MAX_INPUT_CHARS (a long string is cut instead)
+    or is no JSON at all: NaN, ±Infinity and unpaired surrogates are what a 422 may have to name,
+    and echoing them would make the answer itself unencodable (a 500)."""
     if isinstance(value, str):
-        return value if len(value) <= MAX_INPUT_CHARS else value[:MAX_INPUT_CHARS] + "…"
+        value = value if len(value) <= MAX_INPUT_CHARS else value[:MAX_INPUT_CHARS] + "…"
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
     try:
-        text = json.dumps(jsonable_encoder(value))
-    except (TypeError, ValueError):
+        text = json.dumps(jsonable_encoder(value), allow_nan=False)
+        text.encode("utf-8")
+    except (TypeError, ValueError):  # UnicodeEncodeError is a ValueError
         return None
     return value if len(text) <= MAX_INPUT_CHARS else None
 
@@ -157,6 +161,8 @@ def short_validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]
                 error["input"] = short
         if "ctx" in error and _short(error["ctx"]) is None:
             del error["ctx"]
+        if "msg" in error:
+            error["msg"] = _short(str(error["msg"]))
         out.append(error)
     return out
 

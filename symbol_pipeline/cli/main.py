@@ -1,4 +1,8 @@
-"""The `symbol-pipeline` parser and the one place that turns errors into exit codes."""
+"""The `symbol-pipeline` parser and the one place that turns errors into exit codes.
+
+A run's dates and symbols are checked (`early_check`) before the commands are imported: they bring
+Dagster and the definitions, seconds of imports that a mistyped date should not wait for.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,22 @@ import argparse
 import sys
 import warnings
 
-from symbol_pipeline.cli import operations, portfolio, symbols
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
 from symbol_pipeline.cli.errors import CliError, err
-from symbol_pipeline.config import apply_dagster_event_settings, get_settings
-from symbol_pipeline.lib.symbols import InvalidSymbolError
-from symbol_pipeline.services.portfolio import ServiceError
+from symbol_pipeline.config import apply_dagster_event_settings, get_settings, parse_date
+from symbol_pipeline.lib.run_dates import check_run_date
+from symbol_pipeline.lib.symbols import InvalidSymbolError, parse_symbol_list
+
+# The commands whose dates are runs of the symbol layer, and the options holding them.
+_RUN_DATE_OPTIONS = {"run": ("--date",), "backfill": ("--start", "--end")}
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # The command modules import Dagster, the definitions and the API: only once a parser is needed.
+    from symbol_pipeline.cli import events, operations, portfolio, symbols
+
     parser = argparse.ArgumentParser(
         prog="symbol-pipeline",
         description="Factor betas per symbol as Dagster assets, aggregated per portfolio.",
@@ -22,14 +34,42 @@ def build_parser() -> argparse.ArgumentParser:
     symbols.register(sub)
     operations.register(sub)
     portfolio.register(sub)
+    events.register(sub)
     return parser
 
 
+def early_check(argv: list[str]) -> None:
+    """CliError for a bad run date or an empty --symbols of `run` / `backfill`, before the heavy
+    imports. The commands check the same again; this only makes the failure fast."""
+    if not argv or argv[0] not in _RUN_DATE_OPTIONS:
+        return
+    light = argparse.ArgumentParser(add_help=False)
+    for option in (*_RUN_DATE_OPTIONS[argv[0]], "--symbols"):
+        light.add_argument(option)
+    known, _ = light.parse_known_args(argv[1:])
+    first_partition = get_settings().partitions_start
+    for option in _RUN_DATE_OPTIONS[argv[0]]:
+        text = getattr(known, option.lstrip("-"))
+        if text is not None:
+            check_run_date(parse_date(text), first_partition, option)
+    if known.symbols is not None and not parse_symbol_list(known.symbols):
+        raise CliError(f"--symbols {known.symbols!r} names no symbol (comma-separated tickers, e.g. AAPL,MSFT)")
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        early_check(argv)
+    except (CliError, ValueError) as exc:  # InvalidRunDateError, InvalidSymbolError, a bad date
+        err(f"error: {exc}")
+        return 1
     # Dagster flags beta and preview APIs on every import; they say nothing to a CLI user.
     warnings.filterwarnings("ignore", module="dagster")
     warnings.filterwarnings("ignore", message=".*(beta|preview|experimental).*")
     args = build_parser().parse_args(argv)
+    # Imported with the commands (above): the service errors a command may raise.
+    from symbol_pipeline.services.portfolio import ServiceError
+
     apply_dagster_event_settings()
     try:
         # The entry point reads the settings once; commands take them from `args`.
@@ -38,6 +78,27 @@ def main(argv: list[str] | None = None) -> int:
     except (CliError, InvalidSymbolError, ServiceError, ValueError, OSError) as exc:
         err(f"error: {exc}")
         return 1
+    except sa_exc.SQLAlchemyError as exc:
+        # An unreachable or refusing database: one line naming it, not a driver traceback.
+        err(f"error: database {_where(args)}: {_first_line(exc)}")
+        return 1
+    except KeyboardInterrupt:
+        err("interrupted")
+        return 130
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _where(args: argparse.Namespace) -> str:
+    settings = getattr(args, "settings", None)
+    url = getattr(args, "database_url", None) or (settings.database_url if settings else "")
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa_exc.ArgumentError:
+        return "(unparsable URL)"
 
 
 if __name__ == "__main__":

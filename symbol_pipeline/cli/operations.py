@@ -29,7 +29,7 @@ from symbol_pipeline.runs.keys import (
     RUN_KIND_TAG,
     SYMBOL_DIMENSION,
 )
-from symbol_pipeline.runs.requests import daemon_serving
+from symbol_pipeline.runs.requests import InvalidRunDateError, check_run_date, daemon_serving
 from symbol_pipeline.runs.submit import (
     SYMBOL_LAYER_JOB,
     fail_orphaned_runs,
@@ -38,30 +38,40 @@ from symbol_pipeline.runs.submit import (
     run_portfolio_refresh,
 )
 from symbol_pipeline.services import onboarding
+from symbol_pipeline.services.onboarding import RecoveryPolicy
 from symbol_pipeline.storage import onboarding as queue_store
 from symbol_pipeline.storage import universe
 from symbol_pipeline.storage.database import get_engine
 
 
-def _session(text: str, what: str) -> dt.date:
-    day = parse_date(text)
-    if not sessions.is_session(day):
-        raise CliError(f"{what} {day} is not an NYSE trading session (weekend or exchange holiday)")
-    return day
+def _session(text: str, what: str, first_partition: str) -> dt.date:
+    """A session to run, checked before anything is opened (runs.requests.check_run_date)."""
+    try:
+        return check_run_date(parse_date(text), first_partition, what)
+    except InvalidRunDateError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _positive_limit(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 10_000:
+        raise argparse.ArgumentTypeError(f"must be within 1..10000, got {value}")
+    return value
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     """The symbol layer over [start, end] × symbols: asked of the daemon when one serves the
     instance, else executed in this process; followed through the instance either way."""
     settings = args.settings
-    start, end = _session(args.start, "--start"), _session(args.end, "--end")
+    start = _session(args.start, "--start", settings.partitions_start)
+    end = _session(args.end, "--end", settings.partitions_start)
     if end < start:
         raise CliError(f"--end {end} is before --start {start}")
-    if start.isoformat() < settings.partitions_start:
-        raise CliError(f"--start {start} is before the first date partition {settings.partitions_start}")
-    if end > sessions.latest_completed_session():
-        raise CliError(f"--end {end} is after the latest completed session {sessions.latest_completed_session()}")
-    symbols = parse_symbol_list(args.symbols) if args.symbols else None
+    symbols = None
+    if args.symbols is not None:
+        symbols = parse_symbol_list(args.symbols)
+        if not symbols:
+            raise CliError(f"--symbols {args.symbols!r} names no symbol (comma-separated tickers, e.g. AAPL,MSFT)")
     console = RunConsole(verbose=args.verbose)
     engine = get_engine(settings.database_url)
     with get_instance(settings.data_dir) as instance:
@@ -88,6 +98,13 @@ def cmd_backfill(args: argparse.Namespace) -> int:
                                    {RUN_KIND_TAG: BACKFILL_RUN_KIND})
     next_steps = [f"`symbol-pipeline betas --date {end}`", "the runs in the Dagster UI: `dagster dev`"]
     return console.summary(summary, f"backfill {start}..{end}", next_steps)
+
+
+def recovery_policy(settings) -> RecoveryPolicy:
+    """The settings' retry and delisting policy (README "Symbols recover")."""
+    return RecoveryPolicy(retry_attempts=settings.symbol_retry_attempts,
+                          retry_delay=dt.timedelta(hours=settings.symbol_retry_delay_hours),
+                          delisted_after_sessions=settings.delisted_after_sessions)
 
 
 def cmd_onboard(args: argparse.Namespace) -> int:
@@ -126,7 +143,7 @@ def cmd_onboard(args: argparse.Namespace) -> int:
             ok = ok and result.success
             if not result.success:
                 _err(f"  run {result.run_id} failed; see it in the Dagster UI")
-        onboarding.settle_pending(engine, [row.symbol for row in plan.claimed])
+        onboarding.settle_pending(engine, [row.symbol for row in plan.claimed], recovery_policy(settings))
         if ok:
             run_portfolio_refresh(instance, defs, run_config=console.run_config)
     with engine.connect() as conn:
@@ -175,7 +192,8 @@ def register(subparsers) -> None:
     backfill.set_defaults(func=cmd_backfill)
 
     onboard = subparsers.add_parser("onboard", help="process the onboarding queue once, without the daemon")
-    onboard.add_argument("--limit", type=int, default=onboarding.ONBOARDING_BATCH, help="queue rows to take")
+    onboard.add_argument("--limit", type=_positive_limit, default=onboarding.ONBOARDING_BATCH,
+                         help="queue rows to take (1..10000)")
     onboard.add_argument(
         "--history", action=argparse.BooleanOptionalAction, default=True,
         help="also fill the history window before the latest session (default: yes)",

@@ -8,6 +8,7 @@ import datetime as dt
 import math
 import sys
 
+from symbol_pipeline.api.fields import EARLIEST_DATE, today
 from symbol_pipeline.cli.console import RunConsole, execute_here, request_and_follow
 from symbol_pipeline.cli.errors import CliError
 from symbol_pipeline.cli.errors import err as _err
@@ -20,8 +21,9 @@ from symbol_pipeline.lib.symbols import parse_symbol_list, validate_symbols
 from symbol_pipeline.runs.follow import RunFollower, expected_materializations
 from symbol_pipeline.runs.instance import get_instance
 from symbol_pipeline.runs.keys import DAILY_RUN_KIND, RUN_KIND_TAG, SYMBOL_DIMENSION
-from symbol_pipeline.runs.requests import OpenRequestError, daemon_serving
+from symbol_pipeline.runs.requests import InvalidRunDateError, OpenRequestError, check_run_date, daemon_serving
 from symbol_pipeline.runs.submit import fail_orphaned_runs, register_symbols, run_portfolio_refresh
+from symbol_pipeline.services import symbols as symbol_service
 from symbol_pipeline.storage import betas as beta_store
 from symbol_pipeline.storage import universe
 from symbol_pipeline.storage.database import get_engine
@@ -29,17 +31,24 @@ from symbol_pipeline.storage.database import get_engine
 BETA_CSV_HEADER = ("symbol", "factor", "beta", "r_squared", "observations", "quality")
 
 
-def _session_or_default(text: str | None) -> dt.date:
-    if text is None:
-        return sessions.latest_completed_session()
-    day = parse_date(text)
-    if not sessions.is_session(day):
-        raise CliError(f"{day} is not an NYSE trading session (weekend or exchange holiday)")
-    return day
+def _session_or_default(text: str | None, first_partition: str) -> dt.date:
+    """The session to run: --date checked (a session inside the partitions, not after the latest
+    completed one) before anything is opened, or the latest completed session."""
+    day = sessions.latest_completed_session() if text is None else parse_date(text)
+    try:
+        return check_run_date(day, first_partition, "--date" if text is not None else "the latest session")
+    except InvalidRunDateError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _symbols_arg(text: str | None) -> list[str] | None:
-    return parse_symbol_list(text) if text else None
+    """None without --symbols; the tickers otherwise. `--symbols ','` names none: an error, not the universe."""
+    if text is None:
+        return None
+    symbols = parse_symbol_list(text)
+    if not symbols:
+        raise CliError(f"--symbols {text!r} names no symbol (comma-separated tickers, e.g. AAPL,MSFT)")
+    return symbols
 
 
 def _default_universe(source) -> list[str]:
@@ -54,9 +63,9 @@ def _default_universe(source) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    day = _session_or_default(args.date)
-    requested = _symbols_arg(args.symbols)
     settings = args.settings
+    day = _session_or_default(args.date, settings.partitions_start)
+    requested = _symbols_arg(args.symbols)
     console = RunConsole(verbose=args.verbose)
     engine = get_engine(settings.database_url)
     with engine.begin() as conn:
@@ -114,8 +123,11 @@ def _fmt(value) -> str:
 def cmd_betas(args: argparse.Namespace) -> int:
     engine = get_engine(args.settings.database_url)
     symbols = _symbols_arg(args.symbols)
+    day = parse_date(args.date) if args.date else None
+    if day is not None and not EARLIEST_DATE <= day <= today():
+        raise CliError(f"--date {day} is outside {EARLIEST_DATE} .. today ({today()})")
     with engine.connect() as conn:
-        day = parse_date(args.date) if args.date else beta_store.latest_exposure_date(conn)
+        day = day or beta_store.latest_exposure_date(conn)
         if day is None:
             raise CliError("no betas stored yet: run `symbol-pipeline run` first")
         frame = beta_store.read_exposures(conn, day, symbols)
@@ -152,6 +164,9 @@ def cmd_betas(args: argparse.Namespace) -> int:
 
 
 def cmd_symbols(args: argparse.Namespace) -> int:
+    if args.action not in ("list", "queue") and not args.symbols:
+        raise CliError(f"`symbols {args.action}` needs symbols, e.g. AAPL,MSFT")
+    symbols = _symbols_arg(args.symbols) if args.action not in ("list", "queue") else []
     engine = get_engine(args.settings.database_url)
     if args.action == "list":
         with engine.connect() as conn:
@@ -159,9 +174,8 @@ def cmd_symbols(args: argparse.Namespace) -> int:
                 for symbol in universe.symbols_with_status(conn, [status]):
                     print(f"{symbol}\t{status}")
         return 0
-    if not args.symbols:
-        raise CliError(f"`symbols {args.action}` needs symbols, e.g. AAPL,MSFT")
-    symbols = parse_symbol_list(args.symbols)
+    if args.action in ("queue", "retry", "reject"):
+        return operator_symbols(engine, args.action, symbols, args)
     if args.action == "add":
         with engine.begin() as conn:
             queued = universe.enqueue_symbols(conn, symbols, requested_by="cli", priority=args.priority)
@@ -186,6 +200,39 @@ def cmd_symbols(args: argparse.Namespace) -> int:
     return code
 
 
+def operator_symbols(engine, action: str, symbols: list[str], args: argparse.Namespace) -> int:
+    """`symbols queue | retry | reject`: what waits or failed, and the operator's two answers."""
+    if action == "queue":
+        rows = symbol_service.symbol_queue(engine, ("queued", "error", "delisted") if args.delisted else ("queued", "error"))
+        for row in rows:
+            retry = f"next retry {row['next_retry_at']}" if row["next_retry_at"] else "no automatic retry"
+            waiting = f"queue {row['queue_status']} p{row['priority']} by {row['requested_by']}" if row["queue_status"] else ""
+            print("\t".join([row["symbol"], row["status"], waiting,
+                             f"{row['retry_attempts']} failed attempt(s), {retry}" if row["status"] == "error" else "",
+                             row["error_message"] or ""]).rstrip())
+        _err(f"{len(rows)} symbol(s)")
+        return 0
+    if action == "retry":
+        result = symbol_service.retry_symbols(engine, symbols, "cli")
+        done, other, verb = result["requeued"], result["not_retried"], "queued again"
+    else:
+        result = symbol_service.reject_symbols(engine, symbols, args.reason)
+        done, other, verb = result["rejected"], result["not_rejected"], "rejected"
+    for symbol in done:
+        print(f"{symbol}\t{verb}")
+    for symbol in other:
+        print(f"{symbol}\tnot {verb} (unknown, already queued, or not in a state that allows it: "
+              f"`symbols status {symbol}`)")
+    return 0 if done else 1
+
+
+def _priority(text: str) -> int:
+    value = int(text)
+    if not -1000 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"priority must be within -1000..1000, got {value}")
+    return value
+
+
 def register(sub) -> None:
     """Add `run`, `betas` and `symbols` to symbol-pipeline's subcommands."""
     run = sub.add_parser("run", help="materialise the symbol layer for one session through Dagster")
@@ -201,7 +248,14 @@ def register(sub) -> None:
     betas.set_defaults(func=cmd_betas)
 
     symbols = sub.add_parser("symbols", help="the symbol universe")
-    symbols.add_argument("action", choices=("list", "add", "status"))
+    symbols.add_argument("action", choices=("list", "add", "status", "queue", "retry", "reject"),
+                         help="queue: queued, failed (and --delisted) symbols; retry: queue failed or delisted "
+                              "symbols again now; reject: refuse queued or failed symbols for good")
     symbols.add_argument("symbols", nargs="?", help="comma-separated tickers")
-    symbols.add_argument("--priority", type=int, default=0, help="onboarding priority (higher first)")
+    symbols.add_argument("--priority", type=_priority, default=universe.OPERATOR_PRIORITY,
+                         help=f"onboarding priority, higher first (default {universe.OPERATOR_PRIORITY}; users' "
+                              f"requests are queued at {universe.USER_PRIORITY}, automatic retries at "
+                              f"{universe.RETRY_PRIORITY})")
+    symbols.add_argument("--reason", default="not supported", help="with reject: the reason users see")
+    symbols.add_argument("--delisted", action="store_true", help="with queue: also list delisted symbols")
     symbols.set_defaults(func=cmd_symbols)

@@ -126,7 +126,8 @@ class RunFollower:
             materialization = event.step_materialization_data.materialization
             name = materialization.asset_key.path[-1]
             self.progress.stage = name
-            state.metadata[name] = {k: _value(v) for k, v in materialization.metadata.items()}
+            if materialization.metadata:  # one event per partition; the run's summary is on the last
+                state.metadata[name] = {k: _value(v) for k, v in materialization.metadata.items()}
         elif event.event_type == dg.DagsterEventType.STEP_START:
             self.progress.stage = f"{state.job_name}: {event.step_key}"
         elif event.event_type == dg.DagsterEventType.STEP_FAILURE:

@@ -18,6 +18,7 @@ import dagster as dg
 from sqlalchemy.engine import Engine
 
 from symbol_pipeline.lib import sessions
+from symbol_pipeline.lib.run_dates import InvalidRunDateError, check_run_date
 from symbol_pipeline.runs.instance import get_instance
 from symbol_pipeline.runs.keys import (
     BACKFILL_RUN_KIND,
@@ -35,7 +36,7 @@ from symbol_pipeline.runs.submit import FACTOR_RETURNS_JOB, SYMBOL_LAYER_JOB, sy
 from symbol_pipeline.storage import run_requests as store
 from symbol_pipeline.storage.run_requests import OpenRequestError, RunRequestRow
 
-__all__ = ["OpenRequestError", "RunRequestRow"]
+__all__ = ["InvalidRunDateError", "OpenRequestError", "RunRequestRow", "check_run_date"]
 
 # The daemons a request needs: the sensor turns it into runs, the queue launches them.
 HEARTBEAT_MAX_AGE_SECONDS = 60.0
@@ -206,7 +207,8 @@ def request_daily_batch(
 def request_daily_symbol_batch(
     engine: Engine, data_dir: Path, date: dt.date | None, requested_by: str
 ) -> tuple[int, dict]:
-    """The admin endpoint's daily run on the instance under `data_dir` (default: the latest session)."""
+    """The admin endpoint's daily run on the instance under `data_dir` (default: the latest session;
+    the caller checked a given date with check_run_date)."""
     day = sessions.latest_completed_session() if date is None else date
     sessions.require_session(day)
     with get_instance(data_dir) as instance:

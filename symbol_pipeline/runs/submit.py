@@ -19,7 +19,6 @@ from dagster._core.utils import make_new_run_id
 from symbol_pipeline.runs.keys import (
     DAILY_RUN_KIND,
     HOST_TAG,
-    PARTITION_TAG,
     PID_TAG,
     RANGE_END_TAG,
     RANGE_START_TAG,
@@ -145,19 +144,18 @@ def run_portfolio_refresh(
 
 
 def _batch_counts(instance: dg.DagsterInstance, run: dg.DagsterRun) -> dict:
-    """The counts a daily run recorded on its prices and market_beta materialisations."""
-    key = run.tags.get(RANGE_START_TAG) or run.tags.get(PARTITION_TAG)
+    """The counts a daily run recorded on its prices and market_beta materialisations.
+
+    The run's summary is the metadata of its last event for each asset (defs/events.py), so it
+    is among the asset's latest materialisations unless later runs wrote many since.
+    """
     counts: dict = {}
-    if not key:
-        return counts
     for asset, names in (("symbol_prices", ("symbols", "fetch_failures")),
                          ("market_beta", ("symbols_computed", "insufficient_data", "capped"))):
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[key]), limit=20, ascending=False
-        ).records
+        records = instance.fetch_materializations(dg.AssetKey(asset), limit=50, ascending=False).records
         for record in records:
-            if record.run_id == run.run_id:
-                metadata = record.asset_materialization.metadata
+            metadata = record.asset_materialization.metadata if record.asset_materialization else {}
+            if record.run_id == run.run_id and metadata:
                 counts.update({n: metadata[n].value for n in names if n in metadata})
                 break
     return counts

@@ -14,10 +14,13 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from symbol_pipeline.lib import sessions
-from symbol_pipeline.lib.factors import FACTORS, LONGEST_WINDOW
+from symbol_pipeline.lib.factors import LONGEST_WINDOW
 from symbol_pipeline.lib.symbols import contiguous_blocks
+from symbol_pipeline.storage import lifecycle, universe
 from symbol_pipeline.storage import onboarding as queue
-from symbol_pipeline.storage import universe
+from symbol_pipeline.storage.universe import OnboardingLimitError, capped_requests
+
+__all__ = ["OnboardingLimitError", "RecoveryPolicy", "capped_requests"]
 
 # A new symbol gets partitions for the longest beta window plus a margin: enough for a
 # portfolio's "latest beta on or before" to find one on any recent as-of date, and for the
@@ -26,6 +29,29 @@ ONBOARDING_SESSIONS = LONGEST_WINDOW + 10
 # Symbols per onboarding run: one tick claims at most this many queue rows.
 ONBOARDING_BATCH = 200
 LATEST_PRIORITY, HISTORY_PRIORITY = 10, 0
+
+
+@dataclass(frozen=True)
+class RecoveryPolicy:
+    """How symbols recover (settings SYMBOL_PIPELINE_SYMBOL_RETRY_ATTEMPTS, _RETRY_DELAY_HOURS and
+    _DELISTED_AFTER_SESSIONS): automatic retries of a failed fetch, the first delay (doubled for
+    each later retry), and the sessions without a price after which a symbol is `delisted`."""
+
+    retry_attempts: int = universe.DEFAULT_RETRY_ATTEMPTS
+    retry_delay: dt.timedelta = universe.DEFAULT_RETRY_DELAY
+    delisted_after_sessions: int = universe.DEFAULT_DELISTED_AFTER
+
+
+DEFAULT_RECOVERY = RecoveryPolicy()
+
+
+def requeue_due_retries(engine: Engine, now: pd.Timestamp | dt.datetime, limit: int = ONBOARDING_BATCH) -> list[str]:
+    """`error` symbols whose automatic retry is due go back in the queue, below users' requests."""
+    moment = pd.Timestamp(now).to_pydatetime()
+    with engine.begin() as conn:
+        due = lifecycle.due_retries(conn, moment, limit)
+        return lifecycle.requeue(conn, due, requested_by=universe.RETRY_REQUESTER,
+                                 priority=universe.RETRY_PRIORITY, reset_attempts=False)
 
 
 def onboarding_dates(now: pd.Timestamp, first_partition: dt.date) -> tuple[dt.date, dt.date]:
@@ -82,6 +108,7 @@ def plan_onboarding(
     in the order; it gets a run of its own block.
     """
     last_id = int(cursor) if cursor else 0
+    requeue_due_retries(engine, now, limit)
     claimed = queue.claim_batch(engine, limit, reclaim_after_id=last_id if reclaim else None)
     plan = OnboardingPlan(claimed=claimed, cursor=cursor)
     if not claimed:
@@ -103,38 +130,46 @@ def plan_onboarding(
     return plan
 
 
-def fail_pending_without_prices(engine: Engine, failures: dict[str, str]) -> list[str]:
-    """Pending symbols whose fetch failed and that have no price at all turn `error`, with the reason."""
+def fail_pending_without_prices(
+    engine: Engine, failures: dict[str, str], policy: RecoveryPolicy = DEFAULT_RECOVERY
+) -> list[str]:
+    """Pending symbols whose fetch failed and that have no price at all turn `error`, with the
+    reason and their next automatic retry (none once the policy's attempts are spent)."""
     if not failures:
         return []
     with engine.begin() as conn:
         pending = universe.pending_among(conn, failures)
         priced = universe.symbols_with_prices(conn, pending)
         failed = [s for s in pending if s not in priced]
-        for symbol in failed:
-            universe.finish_onboarding(conn, symbol, universe.STATUS_ERROR, failures[symbol])
+        lifecycle.record_failures(conn, {s: failures[s] for s in failed}, attempts=policy.retry_attempts,
+                                  first_delay=policy.retry_delay)
     return failed
 
 
-def settle_pending(engine: Engine, symbols: Sequence[str]) -> dict[str, str]:
-    """After betas were computed: pending symbols with a beta turn `active`, the others `error`."""
+def settle_pending(
+    engine: Engine, symbols: Sequence[str], policy: RecoveryPolicy = DEFAULT_RECOVERY
+) -> dict[str, str]:
+    """After betas were computed, each pending symbol settles.
+
+    With prices it is `active`, with a beta or not: a new listing with too little history has
+    `insufficient_data` rows and gains betas as its history accrues; one whose prices stopped
+    long ago is `delisted` (lifecycle.update_listing). Without any price it is `error`, with a
+    retry scheduled. A symbol with prices has its failure count cleared.
+    """
     settled: dict[str, str] = {}
     with engine.begin() as conn:
         pending = universe.pending_among(conn, symbols)
         if not pending:
             return settled
-        with_beta = universe.symbols_with_beta(conn, pending)
-        counts = universe.price_counts(conn, pending)
-        minimum = min(f.min_observations for f in FACTORS)
+        priced = universe.symbols_with_prices(conn, pending)
         for symbol in pending:
-            if symbol in with_beta:
-                status, reason = universe.STATUS_ACTIVE, None
-            else:
-                status = universe.STATUS_ERROR
-                reason = (
-                    f"too little history: {counts.get(symbol, 0)} sessions of prices, "
-                    f"at least {minimum + 1} needed for any beta"
-                )
-            universe.finish_onboarding(conn, symbol, status, reason)
-            settled[symbol] = status
+            if symbol in priced:
+                universe.finish_onboarding(conn, symbol, universe.STATUS_ACTIVE, None)
+                settled[symbol] = universe.STATUS_ACTIVE
+        lifecycle.mark_recovered(conn, sorted(priced))
+        delisted, _ = lifecycle.update_listing(conn, sorted(priced), after_sessions=policy.delisted_after_sessions)
+        settled.update(dict.fromkeys(delisted, universe.STATUS_DELISTED))
+        unpriced = {s: "no prices from the source" for s in pending if s not in priced}
+        lifecycle.record_failures(conn, unpriced, attempts=policy.retry_attempts, first_delay=policy.retry_delay)
+        settled.update(dict.fromkeys(unpriced, universe.STATUS_ERROR))
     return settled

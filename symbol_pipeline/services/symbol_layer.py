@@ -29,12 +29,13 @@ from symbol_pipeline.lib.factors import (
     FactorSpec,
     with_regressor_etfs,
 )
+from symbol_pipeline.lib.gaps import session_gaps
 from symbol_pipeline.lib.metrics import daily_metrics
 from symbol_pipeline.lib.returns import closes_wide, total_returns
 from symbol_pipeline.sources.base import PriceSource
 from symbol_pipeline.storage import betas as beta_store
+from symbol_pipeline.storage import coverage, universe
 from symbol_pipeline.storage import prices as price_store
-from symbol_pipeline.storage import universe
 from symbol_pipeline.storage.locks import date_locks
 
 # The 252-session return and the 63-session volatility of the daily metrics reach furthest back.
@@ -62,6 +63,10 @@ class PriceLoadReport:
     rows_written: int = 0
     failures: dict[str, str] = field(default_factory=dict)
     missing_on_date: dict[str, list[str]] = field(default_factory=dict)
+    # Per symbol fetched without failure, the first session its fetch covered: every session
+    # from there to the last date now holds a price or a recorded gap.
+    fetched_from: dict[str, dt.date] = field(default_factory=dict)
+    gaps_recorded: int = 0
     seconds: float = 0.0
 
 
@@ -102,9 +107,12 @@ def load_prices(
                 result = source.fetch(batch, first, end)
                 if on_fetched is not None:
                     on_fetched(result.prices)
+                fetched = [s for s in batch if s not in result.failures]
                 with engine.begin() as conn:
                     report.rows_written += price_store.write_prices(conn, result.prices, source.name)
                     price_store.record_fetch_failures(conn, result.failures, first, end, source.name)
+                    report.gaps_recorded += _record_gaps(conn, fetched, needed[needed >= pd.Timestamp(first)])
+                    report.fetched_from.update(dict.fromkeys(fetched, first))
                     if not result.prices.empty:
                         last = result.prices.groupby("symbol")["date"].max()
                         for day, names in last.groupby(last).groups.items():
@@ -114,6 +122,17 @@ def load_prices(
                 progress(f"prices: {report.symbols_fetched}/{to_fetch} symbols fetched from {source.name}")
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _record_gaps(conn, symbols: Sequence[str], grid: pd.DatetimeIndex) -> int:
+    """Record the sessions of `grid` on which `symbols` (fetched without failure) have no price;
+    drop recorded gaps that have a price now."""
+    if not symbols or grid.empty:
+        return 0
+    start, end = grid[0].date(), grid[-1].date()
+    priced = coverage.priced_keys(conn, symbols, start, end)
+    coverage.clear_priced_gaps(conn, start, end)
+    return coverage.record_gaps(conn, session_gaps(priced, symbols, [d.date() for d in grid]))
 
 
 def ensure_regressor_prices(

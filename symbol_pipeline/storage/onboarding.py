@@ -13,15 +13,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from symbol_pipeline.storage.dialect import is_postgres
+from symbol_pipeline.storage.lifecycle import record_failures
 from symbol_pipeline.storage.schema import symbol_onboarding_queue as queue
 from symbol_pipeline.storage.universe import (
+    DEFAULT_RETRY_ATTEMPTS,
+    DEFAULT_RETRY_DELAY,
     QUEUE_FAILED,
     QUEUE_PENDING,
     QUEUE_PROCESSING,
-    STATUS_ERROR,
     STATUS_PENDING,
     known_symbols,
-    set_status,
 )
 
 
@@ -64,8 +65,10 @@ def claim_batch(engine: Engine, limit: int, *, reclaim_after_id: int | None = No
     return claimed
 
 
-def fail_processing(engine: Engine, ids: list[int], reason: str) -> int:
-    """Rows of a failed onboarding run: `failed` with the reason, their symbols `error`.
+def fail_processing(engine: Engine, ids: list[int], reason: str, *, attempts: int = DEFAULT_RETRY_ATTEMPTS,
+                    first_delay: dt.timedelta = DEFAULT_RETRY_DELAY) -> int:
+    """Rows of a failed onboarding run: `failed` with the reason, their pending symbols `error`
+    with an automatic retry scheduled (lifecycle.record_failures).
 
     Only rows still `processing` change: a row the run had already settled keeps its outcome.
     """
@@ -81,8 +84,9 @@ def fail_processing(engine: Engine, ids: list[int], reason: str) -> int:
                 queue.update().where(queue.c.id == row.id)
                 .values(status=QUEUE_FAILED, error_message=reason, completed_at=now)
             )
-            if known_symbols(conn, [row.symbol]).get(row.symbol) == STATUS_PENDING:
-                set_status(conn, row.symbol, STATUS_ERROR, reason)
+        statuses = known_symbols(conn, [row.symbol for row in rows])
+        pending = {row.symbol: reason for row in rows if statuses.get(row.symbol) == STATUS_PENDING}
+        record_failures(conn, pending, now=now, attempts=attempts, first_delay=first_delay)
     return len(rows)
 
 

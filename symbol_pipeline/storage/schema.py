@@ -21,9 +21,14 @@ symbol_universe = sa.Table(
     sa.Column("last_price_date", sa.Date),
     sa.Column("last_factor_date", sa.Date),
     sa.Column("error_message", sa.Text),
+    # Failed fetches since the symbol last had prices, and when the next automatic retry is due
+    # (NULL: none, e.g. attempts exhausted or rejected by an operator).
+    sa.Column("retry_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_retry_at", sa.DateTime(timezone=True)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.CheckConstraint("status IN ('pending', 'active', 'delisted', 'error')", name="ck_symbol_universe_status"),
+    sa.Index("ix_symbol_universe_next_retry_at", "next_retry_at"),
 )
 
 symbol_prices_daily = sa.Table(
@@ -66,6 +71,9 @@ symbol_factor_exposures = sa.Table(
     sa.Column("beta_cap", Double, nullable=False),
     sa.Column("quality", sa.String(24), nullable=False),
     sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    # RSS / (n − p − 1) of the regression the beta comes from (the risk model's specific variance);
+    # NULL on rows computed before it was stored (migration 0005) or without an estimate.
+    sa.Column("residual_variance", Double),
     sa.Index("ix_symbol_factor_exposures_date", "date"),
 )
 
@@ -137,6 +145,8 @@ symbol_onboarding_queue = sa.Table(
     sa.CheckConstraint(
         "status IN ('pending', 'processing', 'completed', 'failed')", name="ck_symbol_onboarding_queue_status"
     ),
+    # The per-requester daily cap counts a requester's rows of the last day.
+    sa.Index("ix_symbol_onboarding_queue_requested_by", "requested_by", "created_at"),
 )
 
 pipeline_alerts = sa.Table(
@@ -174,4 +184,18 @@ pipeline_run_requests = sa.Table(
         "status IN ('requested', 'running', 'succeeded', 'failed')", name="ck_pipeline_run_requests_status"
     ),
     sa.Index("ux_pipeline_run_requests_active_key", "active_key", unique=True),
+)
+
+# A session on which a symbol has no price although its fetch succeeded: not listed yet, stopped
+# trading, or a hole. Recorded so that the (date, symbol) partition counts as done in Dagster's
+# status (a backfill of it succeeds instead of staying missing); deleted when a price arrives.
+symbol_session_gaps = sa.Table(
+    "symbol_session_gaps",
+    metadata,
+    sa.Column("symbol", sa.String(20), primary_key=True),
+    sa.Column("date", sa.Date, primary_key=True),
+    sa.Column("reason", sa.String(16), nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint("reason IN ('not_listed', 'no_price', 'gap')", name="ck_symbol_session_gaps_reason"),
+    sa.Index("ix_symbol_session_gaps_date", "date"),
 )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -28,6 +30,52 @@ QUEUE_PENDING = "pending"
 QUEUE_PROCESSING = "processing"
 QUEUE_COMPLETED = "completed"
 QUEUE_FAILED = "failed"
+
+# Queue priorities (higher first): an operator's `symbols add` / `symbols retry` before a user's
+# position in an unknown ticker, before an automatic retry of a failed fetch.
+OPERATOR_PRIORITY = 100
+USER_PRIORITY = 1
+RETRY_PRIORITY = 0
+RETRY_REQUESTER = "retry"
+
+# The recovery defaults (settings override them at the entry points): a failed fetch is retried
+# DEFAULT_RETRY_ATTEMPTS times, the first after DEFAULT_RETRY_DELAY, each later one after twice
+# the previous delay (6 h, 12 h, 24 h, 48 h: about four days); a symbol without a price for
+# DEFAULT_DELISTED_AFTER sessions on which the market traded is `delisted`.
+DEFAULT_RETRY_ATTEMPTS = 4
+DEFAULT_RETRY_DELAY = dt.timedelta(hours=6)
+DEFAULT_DELISTED_AFTER = 10
+
+
+class OnboardingLimitError(Exception):
+    """A requester asked for more new symbols in a day than the cap allows; nothing was queued."""
+
+    def __init__(self, requested_by: str, cap: int, used: int, asked: int):
+        self.requested_by, self.cap, self.used, self.asked = requested_by, cap, used, asked
+        super().__init__(
+            f"onboarding limit reached: at most {cap} new symbols a day per user; {used} queued in the last "
+            f"24 hours, {asked} more asked. Hold the position in a known symbol, or ask an operator"
+        )
+
+
+# The daily cap of the request being served (None: no cap, e.g. the operator's CLI). The API sets
+# it around each user's request; every enqueue in that request is counted against it.
+_DAILY_CAP: ContextVar[int | None] = ContextVar("symbol_pipeline_onboarding_daily_cap", default=None)
+
+
+@contextlib.contextmanager
+def capped_requests(cap: int | None) -> Iterator[None]:
+    """Within the block, enqueue_symbols caps each requester at `cap` new symbols a day, queued at user priority."""
+    token = _DAILY_CAP.set(cap)
+    try:
+        yield
+    finally:
+        _DAILY_CAP.reset(token)
+
+
+def retry_delay(attempt: int, first_delay: dt.timedelta = DEFAULT_RETRY_DELAY) -> dt.timedelta:
+    """The wait before retry number `attempt` (1-based): the first delay, doubled each time."""
+    return first_delay * (2 ** max(attempt - 1, 0))
 
 
 def _now() -> dt.datetime:
@@ -106,12 +154,19 @@ def record_progress(
     last_price_date: dt.date | None = None,
     last_factor_date: dt.date | None = None,
 ) -> None:
-    """Move last_price_date / last_factor_date forward (never back) for `symbols`."""
+    """Move last_price_date / last_factor_date forward (never back) for `symbols`.
+
+    A `delisted` symbol whose last price moves forward traded again: it is `active` from now on.
+    """
     if not symbols:
         return
     values: dict = {"updated_at": _now()}
     c = symbol_universe.c
     if last_price_date is not None:
+        newer = sa.and_(c.status == STATUS_DELISTED,
+                        sa.or_(c.last_price_date.is_(None), c.last_price_date < last_price_date))
+        values["status"] = sa.case((newer, STATUS_ACTIVE), else_=c.status)
+        values["error_message"] = sa.case((newer, None), else_=c.error_message)
         values["last_price_date"] = sa.case(
             (sa.or_(c.last_price_date.is_(None), c.last_price_date < last_price_date), last_price_date),
             else_=c.last_price_date,
@@ -146,6 +201,14 @@ def known_symbols(conn: Connection, symbols: Iterable[str]) -> dict[str, str]:
     return {r.symbol: r.status for r in rows}
 
 
+def requests_since(conn: Connection, requested_by: str, since: dt.datetime) -> int:
+    """Queue rows `requested_by` created since `since` (what the daily cap counts)."""
+    q = symbol_onboarding_queue.c
+    return conn.execute(
+        sa.select(sa.func.count()).where(q.requested_by == requested_by, q.created_at >= since)
+    ).scalar_one()
+
+
 def enqueue_symbols(
     conn: Connection, symbols: Iterable[str], requested_by: str = "system", priority: int = 0
 ) -> list[str]:
@@ -153,10 +216,14 @@ def enqueue_symbols(
 
     A symbol already in the universe, or already waiting in the queue, is not queued twice.
     The symbol enters the universe as `pending` at once so that its status can be asked.
+    Inside `capped_requests(cap)` (an API user's request) the symbols are queued at most at
+    USER_PRIORITY, and OnboardingLimitError is raised, queueing none, when they would take
+    `requested_by` past `cap` rows in the last 24 hours.
     """
     symbols = list(dict.fromkeys(symbols))
     if not symbols:
         return []
+    cap = _DAILY_CAP.get()
     known = known_symbols(conn, symbols)
     waiting = set(
         conn.execute(
@@ -167,6 +234,11 @@ def enqueue_symbols(
         ).scalars()
     )
     queued = [s for s in symbols if s not in known and s not in waiting]
+    if queued and cap is not None:
+        priority = min(priority, USER_PRIORITY)
+        used = requests_since(conn, requested_by, _now() - dt.timedelta(days=1))
+        if used + len(queued) > cap:
+            raise OnboardingLimitError(requested_by, cap, used, len(queued))
     if queued:
         conn.execute(
             symbol_onboarding_queue.insert(),

@@ -8,7 +8,6 @@ import datetime as dt
 import dagster as dg
 import sqlalchemy as sa
 
-from symbol_pipeline.config import DEFAULT_HISTORY_START
 from symbol_pipeline.defs.partitions import trading_date_partitions
 from symbol_pipeline.defs.resources import DatabaseResource, PriceSourceResource
 from symbol_pipeline.defs.symbols.assets import build_symbol_layer_assets
@@ -19,6 +18,7 @@ from symbol_pipeline.sources.synthetic import SyntheticMarket
 from symbol_pipeline.storage import betas as beta_store
 from symbol_pipeline.storage import latest, universe
 from symbol_pipeline.storage.schema import symbol_fetch_failures
+from symbol_pipeline_tests.conftest import HISTORY_START
 
 YESTERDAY, TODAY = dt.date(2024, 6, 13), dt.date(2024, 6, 14)
 SYMBOLS = ["AAPL", "MSFT", "NVDA"]
@@ -47,7 +47,7 @@ class FlakySourceResource(PriceSourceResource):
 
 def _defs(url: str, broken: list[str]) -> dg.Definitions:
     return dg.Definitions(
-        assets=build_symbol_layer_assets(trading_date_partitions(DEFAULT_HISTORY_START)),
+        assets=build_symbol_layer_assets(trading_date_partitions(HISTORY_START)),
         jobs=[factor_returns_job, symbol_layer_job],
         resources={
             "database": DatabaseResource(url=url),

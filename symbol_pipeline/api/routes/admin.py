@@ -3,12 +3,18 @@
 import datetime as dt
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from symbol_pipeline.api.deps import Admin, Db, Settings
-from symbol_pipeline.runs.requests import daily_batch_status, request_daily_symbol_batch
+from symbol_pipeline.api.deps import Admin, Db, Settings, setting
+from symbol_pipeline.runs.requests import (
+    InvalidRunDateError,
+    check_run_date,
+    daily_batch_status,
+    request_daily_symbol_batch,
+)
 
 router = APIRouter(tags=["admin"])
 
@@ -19,11 +25,20 @@ class SymbolBatchIn(BaseModel):
 
 
 @router.post("/api/v1/admin/symbol-batch/run", status_code=202)
-def run_symbol_batch(caller: Admin, engine: Db, settings: Settings, body: SymbolBatchIn | None = None) -> Any:
+def run_symbol_batch(
+    request: Request, caller: Admin, engine: Db, settings: Settings, body: SymbolBatchIn | None = None
+) -> Any:
     """Ask the Dagster daemon for the daily symbol run (a request its sensor starts): 202 with the
-    request id; 409 while a daily run of that date is requested, queued or running; 503 without a daemon."""
-    status, reply = request_daily_symbol_batch(engine, settings.data_dir, body.date if body else None,
-                                               f"api:{caller.name}")
+    request id; 409 while a daily run of that date is requested, queued or running; 503 without a
+    daemon. `date` (default: the latest completed session) must be an NYSE session inside the date
+    partitions and not after the latest completed session (422 otherwise, nothing requested)."""
+    day = body.date if body else None
+    if day is not None:
+        try:
+            check_run_date(day, setting(request, "partitions_start"))
+        except InvalidRunDateError as exc:
+            raise RequestValidationError([{"loc": ("body", "date"), "msg": str(exc), "type": "value_error"}]) from None
+    status, reply = request_daily_symbol_batch(engine, settings.data_dir, day, f"api:{caller.name}")
     return reply if status == 202 else JSONResponse(reply, status_code=status)
 
 

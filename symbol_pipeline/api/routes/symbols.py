@@ -1,11 +1,11 @@
 """Symbol status and factors."""
 
-import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
 from symbol_pipeline.api.deps import Caller, Db, checked_symbol
+from symbol_pipeline.api.fields import AsOfDate
 from symbol_pipeline.services import symbols as symbol_service
 
 router = APIRouter(tags=["symbols"])
@@ -22,8 +22,9 @@ def get_symbol_status(symbol: str, _: Caller, engine: Db) -> dict[str, Any]:
 
 
 @router.get("/api/v1/symbols/{symbol}/factors")
-def get_symbol_factors(symbol: str, _: Caller, engine: Db, date: dt.date | None = None) -> dict[str, Any]:
-    """The twelve betas with r², observations and quality on `date` (default: the latest)."""
+def get_symbol_factors(symbol: str, _: Caller, engine: Db, date: AsOfDate | None = None) -> dict[str, Any]:
+    """The twelve betas with r², observations and quality on `date` (default: the latest; any
+    calendar date from 1900-01-01 to today, the latest rows on or before it)."""
     symbol = checked_symbol(symbol)
     day, rows = symbol_service.symbol_factors(engine, symbol, date)
     if not rows:

@@ -2,10 +2,9 @@
 
 The six date × symbol assets are one subsettable multi-asset: one step loads the run's data
 once and writes prices, then betas, then metrics, while the UI can still materialise any subset.
-The windows between them are declared (a beta on D reads 180 sessions of its symbol's prices).
-Their price: for data-version provenance Dagster enumerates every upstream partition of a
-window, 1.8 million keys for 10,000 symbols, about 40 s of a daily run (cProfile, 10,000
-symbols on PostgreSQL); see the closing note of the symbol-layer issue.
+A beta or metric on D depends on the same date × symbol partition of prices; the windows
+before D are history read from storage (see _SAME_PARTITION). Each step reports the partitions
+that hold data (defs/events.py, scope.py), not the whole range of its run.
 """
 
 
@@ -17,43 +16,39 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 
+from symbol_pipeline.defs.events import keyed_materializations, partition_materializations
 from symbol_pipeline.defs.partitions import symbol_date_partitions
 from symbol_pipeline.defs.resources import DatabaseResource, PriceSourceResource
 from symbol_pipeline.defs.symbols import checks
 from symbol_pipeline.defs.symbols.frames import price_frame_check_result, price_frame_check_spec
-from symbol_pipeline.lib.factors import BETA_GROUPS, FACTORS, LONGEST_WINDOW, REGRESSOR_ETFS, with_regressor_etfs
-from symbol_pipeline.runs.keys import DATE_DIMENSION, SYMBOL_DIMENSION, dates_and_symbols, parse_date_key
+from symbol_pipeline.defs.symbols.scope import PartitionScope
+from symbol_pipeline.lib.factors import BETA_GROUPS, FACTORS, REGRESSOR_ETFS, with_regressor_etfs
+from symbol_pipeline.runs.keys import DATE_DIMENSION, dates_and_symbols, parse_date_key
 from symbol_pipeline.services import onboarding, symbol_layer
+from symbol_pipeline.services import symbols as symbol_service
 from symbol_pipeline.sources.base import empty_prices
-from symbol_pipeline.storage import universe
 
 
-def _window_on_prices(sessions_back: int) -> dg.MultiPartitionMapping:
-    """Date D needs the `sessions_back` sessions before it, of the same symbol only."""
-    return dg.MultiPartitionMapping(
-        {
-            DATE_DIMENSION: dg.DimensionPartitionMapping(
-                DATE_DIMENSION, dg.TimeWindowPartitionMapping(start_offset=-sessions_back, end_offset=0)
-            ),
-            SYMBOL_DIMENSION: dg.DimensionPartitionMapping(SYMBOL_DIMENSION, dg.IdentityPartitionMapping()),
-        }
-    )
-
-
-def _run_scope(context: dg.AssetExecutionContext, database: DatabaseResource):
-    """Dates and computable symbols of this run; delisted and failed symbols are left out."""
+def _run_scope(context: dg.AssetExecutionContext, database: DatabaseResource, recovery: onboarding.RecoveryPolicy):
+    """(engine, dates, symbols to regress, skipped, fetched only) of this run: `error` symbols are
+    skipped; delisted ones are fetched, so that they can return, but not regressed."""
     dates, symbols = dates_and_symbols(list(context.partition_keys))
     engine = database.engine()
-    with engine.connect() as conn:
-        statuses = universe.known_symbols(conn, symbols)
-    skipped = sorted(s for s in symbols if statuses.get(s) in (universe.STATUS_DELISTED, universe.STATUS_ERROR))
-    if skipped:
-        context.log.info(f"skipping {len(skipped)} delisted or failed symbols: {', '.join(skipped[:20])}")
-    return engine, dates, [s for s in symbols if s not in set(skipped)], skipped
+    scope = symbol_service.run_scope(engine, symbols, dates, delisted_after_sessions=recovery.delisted_after_sessions)
+    for what, names in (("now delisted", scope.delisted), ("active again", scope.reactivated),
+                        ("delisted, fetched only", scope.fetch_only), ("failed, skipped", scope.skipped)):
+        if names:
+            context.log.info(f"{len(names)} symbols {what}: {', '.join(names[:20])}")
+    return engine, dates, scope.regress, [*scope.skipped, *scope.fetch_only], scope.fetch_only
 
 
 PRICES, METRICS = "symbol_prices", "symbol_daily_metrics"
-_PRICE_WINDOW = _window_on_prices(LONGEST_WINDOW)
+# A beta on D depends on its symbol's price partition on D (same date × symbol key); the window
+# before D is history the step reads from storage, loading what is missing. Declaring the
+# 180-session window instead made the asset backfill daemon run prices, betas and metrics of
+# each date in separate layers of runs, and a price backfill extend to 180 sessions of betas:
+# the quick-start "backfill missing" had finished 26 of its runs after 18 minutes that way.
+_SAME_PARTITION = dg.AssetDep(PRICES)
 _FACTOR_RETURNS_DEP = dg.AssetDep(
     "factor_returns", partition_mapping=dg.MultiToSingleDimensionPartitionMapping(DATE_DIMENSION)
 )
@@ -72,7 +67,7 @@ def _spec(partitions: dg.PartitionsDefinition, name: str, description: str, deps
     )
 
 
-def _prices(context, engine, source, dates, symbols, skipped) -> tuple[list, set[str]]:
+def _prices(context, engine, source, dates, symbols, skipped, scope, recovery) -> tuple[list, set[str]]:
     """The prices step's events, and the pending symbols it turned to `error`."""
     # The regressor ETFs come along: every beta of these dates needs their window too.
     wanted = with_regressor_etfs(symbols)
@@ -81,33 +76,36 @@ def _prices(context, engine, source, dates, symbols, skipped) -> tuple[list, set
         engine, source, wanted, dates, progress=context.log.info, on_fetched=fetched.append
     )
     frame_check = price_frame_check_result(pd.concat(fetched) if fetched else empty_prices(), PRICES)
-    failed_pending = onboarding.fail_pending_without_prices(engine, report.failures)
-    result = dg.MaterializeResult(
-        asset_key=PRICES,
-        metadata={
-            "symbols": len(symbols),
-            "dates": len(dates),
-            "symbols_fetched": report.symbols_fetched,
-            "rows_written": report.rows_written,
-            "fetch_failures": len(report.failures),
-            "failed_symbols": dg.MetadataValue.json(dict(sorted(report.failures.items())[:50])),
-            "onboarding_errors": len(failed_pending),
-            "skipped_inactive": len(skipped),
-            "seconds": round(report.seconds, 3),
-        },
-    )
-    return [result, frame_check, *checks.price_checks(engine, symbols, dates)], set(failed_pending)
+    del fetched
+    failed_pending = onboarding.fail_pending_without_prices(engine, report.failures, recovery)
+    metadata = {
+        "symbols": len(symbols),
+        "dates": len(dates),
+        "symbols_fetched": report.symbols_fetched,
+        "rows_written": report.rows_written,
+        "sessions_without_price": report.gaps_recorded,
+        "fetch_failures": len(report.failures),
+        "failed_symbols": dg.MetadataValue.json(dict(sorted(report.failures.items())[:50])),
+        "onboarding_errors": len(failed_pending),
+        "skipped_inactive": len(skipped),
+        "seconds": round(report.seconds, 3),
+    }
+    pairs = scope.price_pairs(engine, dates, wanted, report.fetched_from)
+    events = [*partition_materializations(context, PRICES, pairs, metadata), frame_check,
+              *checks.price_checks(engine, symbols, dates)]
+    return events, set(failed_pending)
 
 
-def _betas(context, engine, dates, symbols, skipped, beta_assets):
+def _betas(context, engine, dates, symbols, skipped, beta_assets, scope, recovery):
     factor_names = {name for asset in beta_assets for name in BETA_GROUPS[asset]}
     factors = [f for f in FACTORS if f.name in factor_names]
     report = symbol_layer.compute_betas(engine, symbols, dates, factors, progress=context.log.info)
-    onboarding.settle_pending(engine, symbols)
+    onboarding.settle_pending(engine, symbols, recovery)
+    stored = scope.beta_pairs(engine, dates, symbols)
     for asset in beta_assets:
-        yield dg.MaterializeResult(
-            asset_key=asset,
-            metadata={
+        yield from partition_materializations(
+            context, asset, stored.get(asset, ()),
+            {
                 "symbols_computed": report.symbols,
                 "dates": report.dates,
                 "rows_written": report.rows_written,
@@ -125,8 +123,11 @@ def _betas(context, engine, dates, symbols, skipped, beta_assets):
     yield from checks.beta_checks(engine, symbols, dates, beta_assets)
 
 
-def build_symbol_layer_assets(date_partitions: dg.TimeWindowPartitionsDefinition) -> list[dg.AssetsDefinition]:
-    """`factor_returns` on the session partitions and the date × symbol multi-asset over them."""
+def build_symbol_layer_assets(
+    date_partitions: dg.TimeWindowPartitionsDefinition, recovery: onboarding.RecoveryPolicy = onboarding.DEFAULT_RECOVERY
+) -> list[dg.AssetsDefinition]:
+    """`factor_returns` on the session partitions and the date × symbol multi-asset over them;
+    `recovery`: the settings' retries of failed fetches and delisting rule."""
     partitions = symbol_date_partitions(date_partitions)
 
     @dg.asset(
@@ -138,7 +139,7 @@ def build_symbol_layer_assets(date_partitions: dg.TimeWindowPartitionsDefinition
     )
     def factor_returns(
         context: dg.AssetExecutionContext, database: DatabaseResource, price_source: PriceSourceResource
-    ) -> dg.MaterializeResult:
+    ) -> Iterator:
         """Daily total returns of the eight regressor ETFs, loaded with the longest window behind them."""
         started = time.perf_counter()
         dates = [parse_date_key(k) for k in context.partition_keys]
@@ -146,8 +147,15 @@ def build_symbol_layer_assets(date_partitions: dg.TimeWindowPartitionsDefinition
         report = symbol_layer.load_prices(engine, price_source.source(), list(REGRESSOR_ETFS), dates)
         if report.failures:
             raise symbol_layer.MissingRegressorError(f"regressor ETFs could not be fetched: {report.failures}")
+        # The ETF history it stored inside the range: sessions of factor_returns, and partitions
+        # of symbol_prices, that hold data now; recorded as such.
+        if report.fetched_from:
+            scope = PartitionScope(date_partitions, context.instance, set(dates), set())
+            pairs = scope.price_pairs(engine, dates, [], report.fetched_from)
+            yield from partition_materializations(context, PRICES, pairs, {"loaded_by": "factor_returns"})
+            yield from keyed_materializations(context, "factor_returns", scope.history_dates(pairs), {})
         latest = symbol_layer.etf_returns_on(engine, max(dates))
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={
                 "dates": len(dates),
                 "rows_written": report.rows_written,
@@ -159,19 +167,15 @@ def build_symbol_layer_assets(date_partitions: dg.TimeWindowPartitionsDefinition
     specs = [
         _spec(partitions, PRICES, "Daily raw closes, dividends and splits per symbol, with the history the betas need.", []),
         *[
-            # The window, declared: Dagster treats a beta as downstream of every price session in
-            # it, so a UI backfill selecting prices extends to the betas whose windows hold them;
-            # those load any price they lack (ensure_regressor_prices).
-            _spec(partitions, name, description, [dg.AssetDep(PRICES, partition_mapping=_PRICE_WINDOW), _FACTOR_RETURNS_DEP])
+            _spec(partitions, name, description, [_SAME_PARTITION, _FACTOR_RETURNS_DEP])
             for name, description in _BETA_DESCRIPTIONS.items()
         ],
         _spec(
             partitions,
             METRICS,
             "Last close, 1d to 252d returns, 21d and 63d volatility, and the day's betas per symbol.",
-            # One mapping per upstream key in a multi-asset: the betas' 180 sessions. The 252-session
-            # return reads further back; the step loads that history itself (load_prices).
-            [*_BETA_DESCRIPTIONS, dg.AssetDep(PRICES, partition_mapping=_PRICE_WINDOW)],
+            # The 252-session returns read the history before D; the step loads it (load_prices).
+            [*_BETA_DESCRIPTIONS, _SAME_PARTITION],
         ),
     ]
 
@@ -188,27 +192,31 @@ def build_symbol_layer_assets(date_partitions: dg.TimeWindowPartitionsDefinition
         context: dg.AssetExecutionContext, database: DatabaseResource, price_source: PriceSourceResource
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         """Prices, then the betas of the selected families, then the daily metrics, in that order."""
-        engine, dates, symbols, skipped = _run_scope(context, database)
+        engine, dates, symbols, skipped, fetch_only = _run_scope(context, database, recovery)
+        scope = PartitionScope(date_partitions, context.instance, set(dates), {*symbols, *fetch_only})
         selected = {key.path[-1] for key in context.selected_asset_keys}
         source = price_source.source()
         if PRICES in selected:
-            events, failed = _prices(context, engine, source, dates, symbols, skipped)
+            events, failed = _prices(context, engine, source, dates, [*symbols, *fetch_only], skipped, scope, recovery)
             yield from events
             # Symbols whose onboarding just failed (unknown ticker, no data) get no beta rows.
             symbols = [s for s in symbols if s not in failed]
         else:
             # Betas or metrics without their prices (a UI subset, or a backfill's later windows).
             symbol_layer.ensure_regressor_prices(engine, source, symbols, dates, progress=context.log.info)
+        # Delisted symbols are not regressed: they have no price on these dates, so their rows say
+        # `no_price_on_date` with every estimate empty, and their partitions hold that record.
+        symbols = [*symbols, *fetch_only]
         beta_assets = [name for name in _BETA_DESCRIPTIONS if name in selected]
         if beta_assets:
-            yield from _betas(context, engine, dates, symbols, skipped, beta_assets)
+            yield from _betas(context, engine, dates, symbols, skipped, beta_assets, scope, recovery)
         if METRICS in selected:
             started = time.perf_counter()
             written = symbol_layer.compute_metrics(engine, symbols, dates)
-            yield dg.MaterializeResult(
-                asset_key=METRICS,
-                metadata={"rows_written": written, "skipped_inactive": len(skipped),
-                          "seconds": round(time.perf_counter() - started, 3)},
+            yield from partition_materializations(
+                context, METRICS, scope.metric_pairs(engine, dates, symbols),
+                {"rows_written": written, "skipped_inactive": len(skipped),
+                 "seconds": round(time.perf_counter() - started, 3)},
             )
 
     return [factor_returns, symbol_layer_assets]

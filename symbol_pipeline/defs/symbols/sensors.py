@@ -85,7 +85,9 @@ def refresh_request(run_id: str, portfolio_ids: list[str] | None) -> dg.RunReque
     )
 
 
-def build_symbol_sensors(first_partition: dt.date) -> list[dg.SensorDefinition]:
+def build_symbol_sensors(
+    first_partition: dt.date, recovery: onboarding.RecoveryPolicy = onboarding.DEFAULT_RECOVERY
+) -> list[dg.SensorDefinition]:
     """The onboarding, success and failure sensors; onboarding runs start no earlier than `first_partition`."""
 
     @dg.sensor(
@@ -135,7 +137,7 @@ def build_symbol_sensors(first_partition: dt.date) -> list[dg.SensorDefinition]:
         """
         engine, run = database.engine(), context.dagster_run
         symbols = symbols_in_range(context.instance.get_dynamic_partitions(SYMBOL_DIMENSION), run.tags)
-        settled = onboarding.settle_pending(engine, symbols) if symbols else {}
+        settled = onboarding.settle_pending(engine, symbols, recovery) if symbols else {}
         targets = portfolios_to_refresh(engine, context.instance, run.tags)
         context.log.info(f"run {run.run_id}: {len(symbols)} symbols, settled {settled}")
         if targets == []:

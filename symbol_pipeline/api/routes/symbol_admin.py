@@ -1,0 +1,49 @@
+"""Operator endpoints for the universe: list queued, failed and delisted symbols, retry them at
+once, or reject them for good. Every route needs an admin key."""
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from symbol_pipeline.api.deps import Admin, Db
+from symbol_pipeline.api.fields import CleanStr
+from symbol_pipeline.lib.symbols import validate_symbol
+from symbol_pipeline.services import symbols as symbol_service
+
+router = APIRouter(tags=["admin"])
+
+MAX_SYMBOLS_PER_REQUEST = 1000
+Symbol = Annotated[str, Field(min_length=1, max_length=40), AfterValidator(validate_symbol)]
+
+
+class SymbolsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    symbols: list[Symbol] = Field(min_length=1, max_length=MAX_SYMBOLS_PER_REQUEST)
+
+
+class RejectIn(SymbolsIn):
+    reason: Annotated[CleanStr, Field(min_length=1, max_length=500)] = "not supported"
+
+
+@router.get("/api/v1/admin/symbols")
+def list_symbols(
+    _: Admin, engine: Db,
+    status: Annotated[list[Literal["queued", "error", "delisted"]] | None,
+                      Query(description="Which symbols (default: queued and error)", max_length=3)] = None,
+) -> list[dict[str, Any]]:
+    """Queued, erroneous and/or delisted symbols: reason, failed attempts, next automatic retry,
+    who asked and at which priority."""
+    return symbol_service.symbol_queue(engine, list(dict.fromkeys(status or ("queued", "error"))))
+
+
+@router.post("/api/v1/admin/symbols/retry")
+def retry_symbols(body: SymbolsIn, caller: Admin, engine: Db) -> dict[str, list[str]]:
+    """Queue `error` or `delisted` symbols again at once, at operator priority, attempts counted afresh."""
+    return symbol_service.retry_symbols(engine, body.symbols, f"api:{caller.name}")
+
+
+@router.post("/api/v1/admin/symbols/reject")
+def reject_symbols(body: RejectIn, _: Admin, engine: Db) -> dict[str, list[str]]:
+    """Refuse queued or `error` symbols for good: `error` with the reason, no automatic retry."""
+    return symbol_service.reject_symbols(engine, body.symbols, body.reason)

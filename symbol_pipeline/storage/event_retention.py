@@ -1,0 +1,62 @@
+"""Retention for Dagster's event log on PostgreSQL, without turning a stored partition "missing".
+
+Dagster's partition status is derived from the event log: a partition is materialised while
+some ASSET_MATERIALIZATION event of it remains. Deleting old runs (`instance.delete_run`) deletes
+their materialisations, so a partition materialised once, long ago, would become missing. This
+prunes only what no status depends on, for events older than a cutoff:
+
+- materialisations of a partition that a later materialisation of the same partition superseded
+  (the latest one per asset and partition is always kept, with its tags);
+- the step, log and planning events of runs that ended before the cutoff (kept: run lifecycle
+  events, asset events that are the latest of their partition, asset check evaluations).
+
+It speaks SQL to Dagster's own tables, so it lives here; `runs.retention` gives it the engine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+# Run lifecycle events: the run's status is kept whatever its age.
+_RUN_EVENTS = ("PIPELINE_START", "PIPELINE_SUCCESS", "PIPELINE_FAILURE", "PIPELINE_CANCELED", "PIPELINE_ENQUEUED",
+               "PIPELINE_DEQUEUED", "PIPELINE_STARTING", "PIPELINE_CANCELING", "RUN_ENQUEUED")
+_KEPT_TYPES = (*_RUN_EVENTS, "ASSET_MATERIALIZATION", "ASSET_CHECK_EVALUATION", "ASSET_OBSERVATION")
+
+
+def prune_events(conn: Connection, before: dt.datetime) -> dict[str, int]:
+    """Delete superseded materialisations and finished runs' step events older than `before`."""
+    superseded = sa.text(
+        """
+        DELETE FROM event_logs e
+        USING (
+            SELECT id FROM (
+                SELECT id, row_number() OVER (PARTITION BY asset_key, partition ORDER BY id DESC) AS newer
+                FROM event_logs
+                WHERE dagster_event_type = 'ASSET_MATERIALIZATION' AND partition IS NOT NULL
+            ) ranked WHERE newer > 1
+        ) old
+        WHERE e.id = old.id AND e.timestamp < :before
+        """
+    )
+    chatter = sa.text(
+        """
+        DELETE FROM event_logs e
+        WHERE e.timestamp < :before
+          AND (e.dagster_event_type IS NULL OR e.dagster_event_type NOT IN :kept)
+          AND e.run_id IN (SELECT run_id FROM runs WHERE status IN ('SUCCESS', 'FAILURE', 'CANCELED')
+                           AND update_timestamp < :before)
+        """
+    ).bindparams(sa.bindparam("kept", expanding=True))
+    orphan_tags = sa.text(
+        "DELETE FROM asset_event_tags t WHERE NOT EXISTS (SELECT 1 FROM event_logs e WHERE e.id = t.event_id)"
+    )
+    removed = {
+        "superseded_materialisations": conn.execute(superseded, {"before": before}).rowcount,
+        "step_and_log_events": conn.execute(chatter, {"before": before, "kept": list(_KEPT_TYPES)}).rowcount,
+    }
+    removed["orphaned_tags"] = conn.execute(orphan_tags).rowcount
+    return removed
+
