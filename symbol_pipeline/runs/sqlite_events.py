@@ -9,11 +9,16 @@ one per database, with the same rows the one-by-one path writes: the event rows 
 shard and in the index shard, the index's asset-event tags, and the asset record from the
 batch's last event, as dagster-postgres does (`PostgresEventLogStorage.store_event_batch`).
 
-The quick-start instance uses it through `dagster.yaml` and `runs.instance.get_instance`.
+The quick-start instance uses it through `dagster.yaml` and `runs.instance.get_instance`, so it
+also carries the two batching switches of deploy/dagster.env (REFERENCE.md §3) into every process
+that opens that instance, `dagster dev`'s webserver, daemon and run workers included, where
+nothing sets them: one planned event per asset and run instead of one per partition, and a
+step's partition events handed over in batches.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +26,9 @@ from dagster._core.events import DagsterEventType
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+# Read by the instance when an event is handled, in the process that writes it.
+os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
 
 _BATCHED_TYPES = ({DagsterEventType.ASSET_MATERIALIZATION}, {DagsterEventType.ASSET_OBSERVATION})
 
@@ -31,6 +39,11 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
     @classmethod
     def from_config_value(cls, inst_data: Any, config_value: Any) -> BatchingSqliteEventLogStorage:  # type: ignore[override]
         return cls(inst_data=inst_data, **config_value)
+
+    @property
+    def supports_partition_subset_in_asset_materialization_planned_events(self) -> bool:
+        # DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS, as a property of this storage.
+        return True
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         types = {event.get_dagster_event().event_type for event in events}
