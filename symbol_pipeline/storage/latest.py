@@ -142,10 +142,13 @@ def etf_price_history(conn: Connection, etfs: Sequence[str], start: dt.date, end
 
 
 def symbol_factor_rows(conn: Connection, symbol: str, date: dt.date | None):
-    """(date, rows): the symbol's factor rows on `date`, or on its latest date with rows when date is None."""
+    """(date, rows): the symbol's factor rows on `date`; when date is None, on its latest date with a
+    beta (a failed fetch leaves NULL rows on later dates: the last betas are served, their date
+    shows how old), else its latest date with rows (a new listing's insufficient_data rows)."""
     t = symbol_factor_exposures
     if date is None:
-        date = conn.execute(max_date(t, symbol=symbol)).scalar()
+        date = (conn.execute(max_date(t, non_null=t.c.beta, symbol=symbol)).scalar()
+                or conn.execute(max_date(t, symbol=symbol)).scalar())
         if date is None:
             return None, []
     rows = conn.execute(
