@@ -95,6 +95,7 @@ def bench_onboarding(work: Path) -> None:
     from symbol_pipeline.definitions import build_definitions
     from symbol_pipeline.defs.resources import DatabaseResource
     from symbol_pipeline.defs.symbols import sensors
+    from symbol_pipeline.services.onboarding import ONBOARDING_SESSIONS
     from symbol_pipeline.storage import universe
     from symbol_pipeline.storage.database import get_engine
 
@@ -103,7 +104,10 @@ def bench_onboarding(work: Path) -> None:
         os.environ["SYMBOL_PIPELINE_DATABASE_URL"] = PG + data_db
         engine = get_engine(PG + data_db)
         instance = _pg_instance(dagster_db, work / "home_onboarding")
-        job = build_definitions().resolve_job_def("symbol_layer_job")
+        os.environ["SYMBOL_PIPELINE_PARTITIONS_START"] = RANGE_START  # SESSION inside the range
+        defs = build_definitions()
+        job = defs.resolve_job_def("symbol_layer_job")
+        onboarding_sensor = defs.resolve_sensor_def("symbol_onboarding_sensor")
         sensors._now = lambda: pd.Timestamp("2024-06-14 22:30", tz="UTC")
         # Warm up imports and the regressors' history, as a running deployment has them.
         from symbol_pipeline.lib.factors import REGRESSOR_ETFS
@@ -117,7 +121,7 @@ def bench_onboarding(work: Path) -> None:
                 universe.enqueue_symbols(conn, [symbol], requested_by="bench")
             context = dg.build_sensor_context(instance=instance, resources={"database": DatabaseResource(url=PG + data_db)},
                                               cursor=None)
-            result = sensors.symbol_onboarding_sensor(context)
+            result = onboarding_sensor(context)
             t_tick = time.perf_counter() - t0
             instance.add_dynamic_partitions("symbol", result.dynamic_partitions_requests[0].partition_keys)
             latest, history = result.run_requests
@@ -129,7 +133,7 @@ def bench_onboarding(work: Path) -> None:
                   f"on {status.last_factor_date}: {t_active:.2f}s (run ok={run.success})")
             t1 = time.perf_counter()
             hist = job.execute_in_process(instance=instance, tags=history.tags, raise_on_error=False)
-            print(f"  history run ({sensors.ONBOARDING_SESSIONS - 1} sessions before it): "
+            print(f"  history run ({ONBOARDING_SESSIONS - 1} sessions before it): "
                   f"{time.perf_counter() - t1:.1f}s (ok={hist.success})")
         instance.dispose()
         engine.dispose()

@@ -69,12 +69,13 @@ def test_partitions_start_from_the_settings(monkeypatch):
     assert dates.get_first_partition_key() == "2024-01-02"
 
 
-def test_betas_depend_on_a_window_of_their_own_symbol_only():
-    """A beta on D needs its symbol's prices over the longest window, never every symbol's."""
+def test_betas_depend_on_the_same_date_and_symbol_only():
+    """A beta on D depends on its symbol's price partition on D (the window before it is history
+    read from storage), never on every symbol's: a backfill of D runs D's six assets together."""
     defs = build_definitions()
     graph = defs.resolve_asset_graph()
     node = graph.get(dg.AssetKey("market_beta"))
-    mapping = node.partition_mappings[dg.AssetKey("symbol_prices")]
+    mapping = graph.get_partition_mapping(node.key, dg.AssetKey("symbol_prices"))
     upstream = graph.get(dg.AssetKey("symbol_prices")).partitions_def
     downstream = node.partitions_def
     with dg.instance_for_test() as instance:
@@ -86,9 +87,7 @@ def test_betas_depend_on_a_window_of_their_own_symbol_only():
             subset = downstream.empty_subset().with_partition_keys([key])
             result = mapping.get_upstream_mapped_partitions_result_for_partitions(subset, downstream, upstream)
             keys = list(result.partitions_subset.get_partition_keys())
-    assert {k.split("|")[1] for k in keys} == {"AAA"}
-    assert len(keys) == 181  # 180 sessions before D and D itself
-    assert min(keys).startswith("2024-04-1")
+    assert keys == [key]
 
 
 def test_module_level_defs_is_the_built_definitions():
