@@ -1,3 +1,4 @@
+import contextlib
 import os
 import uuid
 import warnings
@@ -9,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from symbol_pipeline.definitions import build_definitions
+from symbol_pipeline.runs.instance import sqlite_storage
 from symbol_pipeline.storage.database import get_engine
 from symbol_pipeline.storage.dialect import cached_engine
 
@@ -160,11 +162,18 @@ def engine(request):
     cached_engine.cache_clear()
 
 
+@contextlib.contextmanager
+def batching_instance(path: Path) -> Iterator[dg.DagsterInstance]:
+    """A test instance on the quick start's storage: its SQLite event log writes a step's partition
+    events in one transaction (runs/sqlite_events.py), as the project's instance does."""
+    path.mkdir(parents=True, exist_ok=True)
+    with dg.instance_for_test(temp_dir=str(path), overrides=sqlite_storage(path)) as inst:
+        yield inst
+
+
 @pytest.fixture
 def instance(tmp_path: Path):
-    path = tmp_path / "dagster_instance"
-    path.mkdir()
-    with dg.DagsterInstance.local_temp(str(path)) as inst:
+    with batching_instance(tmp_path / "dagster_instance") as inst:
         yield inst
 
 

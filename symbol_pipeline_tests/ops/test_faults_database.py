@@ -132,8 +132,10 @@ def _armed(original: Callable, database: str, times: int, log: list[int]) -> Cal
 
 @pytest.mark.parametrize(
     ("point", "times"),
-    [("prices", 1), ("metrics", 1), ("betas", 99)],
-    ids=["prices-retried", "metrics-retried", "betas-outage-fails"],
+    # The first write retried, and an outage at the middle one; a metrics case added ~25 s to CI
+    # and nothing a prices case does not show.
+    [("prices", 1), ("betas", 99)],
+    ids=["prices-retried", "betas-outage-fails"],
 )
 def test_dropped_connections_then_rerun_gives_the_rows_of_an_uninterrupted_run(
     point, times, new_pg_database, instance, monkeypatch, reference_rows

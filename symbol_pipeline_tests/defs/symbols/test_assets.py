@@ -11,6 +11,7 @@ from symbol_pipeline.lib.factors import FACTOR_NAMES, REGRESSOR_ETFS
 from symbol_pipeline.runs.submit import register_symbols, run_symbol_layer
 from symbol_pipeline.storage.database import get_engine
 from symbol_pipeline.storage.schema import symbol_daily_metrics, symbol_factor_exposures
+from symbol_pipeline_tests.conftest import batching_instance
 
 DAY = dt.date(2024, 6, 28)
 SYMBOLS = ["AAPL", "NEE", "JPM", "XOM", "KO", "NVDA"]
@@ -29,9 +30,9 @@ def _materialisations(instance, asset: str):
     return instance.fetch_materializations(dg.AssetKey(asset), limit=1000).records
 
 
-def test_one_date_for_many_symbols_in_one_run(env):
+def test_one_date_for_many_symbols_in_one_run(env, tmp_path):
     run_symbols = [*SYMBOLS, *REGRESSOR_ETFS]
-    with dg.instance_for_test() as instance:
+    with batching_instance(tmp_path / "dagster") as instance:
         register_symbols(instance, run_symbols)
         result = run_symbol_layer(instance, build_definitions(env), DAY, DAY, None)
         assert result.success and len(result.run_ids) == 2  # factor_returns, then one symbol-layer run
@@ -55,9 +56,9 @@ def test_one_date_for_many_symbols_in_one_run(env):
     assert metrics == len(run_symbols)
 
 
-def test_one_symbol_over_many_dates_in_one_run(env):
+def test_one_symbol_over_many_dates_in_one_run(env, tmp_path):
     first, last = dt.date(2024, 6, 3), dt.date(2024, 6, 28)
-    with dg.instance_for_test() as instance:
+    with batching_instance(tmp_path / "dagster") as instance:
         register_symbols(instance, [*REGRESSOR_ETFS, "NEE", "KO"])
         result = run_symbol_layer(instance, build_definitions(env), first, last, ["NEE"])
         assert result.success and len(result.run_ids) == 2

@@ -22,6 +22,7 @@ from symbol_pipeline.services import portfolio
 from symbol_pipeline.services.onboarding import ONBOARDING_SESSIONS
 from symbol_pipeline.storage import onboarding, universe
 from symbol_pipeline.storage.schema import pipeline_alerts, symbol_factor_exposures
+from symbol_pipeline_tests.conftest import HISTORY_START
 
 NOW = pd.Timestamp("2024-06-14 22:30", tz="UTC")  # Friday, after the close
 LATEST = dt.date(2024, 6, 14)
@@ -65,7 +66,8 @@ def test_onboarding_sensor_then_the_run(ops_env, engine, instance, defs, pinned_
     latest, history = result.run_requests
     assert latest.tags["dagster/asset_partition_range_start"] == "2024-06-14|NVDA"
     assert latest.tags["dagster/asset_partition_range_end"] == "2024-06-14|MSFT"
-    first = sessions.session_offset(LATEST, -(ONBOARDING_SESSIONS - 1)).isoformat()
+    # The history run covers ONBOARDING_SESSIONS sessions, clipped to the first partition.
+    first = max(sessions.session_offset(LATEST, -(ONBOARDING_SESSIONS - 1)).isoformat(), HISTORY_START)
     previous = sessions.previous_session(LATEST).isoformat()
     assert history.tags["dagster/asset_partition_range_start"] == f"{first}|NVDA"
     assert history.tags["dagster/asset_partition_range_end"] == f"{previous}|MSFT"
