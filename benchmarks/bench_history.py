@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_portfolio import bench_http_path, create_database, percentile
+from bench_portfolio import bench_http_path, create_database, percentile, reused
 
 from symbol_pipeline.lib.factors import FACTOR_NAMES
 from symbol_pipeline.lib.sessions import sessions_ending
@@ -117,19 +117,6 @@ def bench_service(url: str, pids: list[str], samples: int, end) -> dict:
             "sessions": len(doc["sessions"])}
 
 
-def reused(args) -> tuple[list[str], str]:
-    """The portfolios of an earlier run's database and a new key of its user."""
-    import sqlalchemy as sa
-
-    from symbol_pipeline.services import portfolio as svc
-    from symbol_pipeline.storage.database import get_engine
-
-    engine = get_engine(args.admin_url.rsplit("/", 1)[0] + f"/{args.database}")
-    with engine.connect() as conn:
-        pids = [str(p) for p in conn.execute(sa.text("SELECT id FROM portfolios ORDER BY id")).scalars()]
-    return pids, svc.issue_api_key(engine, "bench")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--admin-url", default="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
@@ -149,7 +136,8 @@ def main() -> int:
 
     end = sessions_ending(pd.Timestamp.today().date(), 2)[0].date()  # a completed session
     if args.reuse:
-        url, (pids, key) = args.admin_url.rsplit("/", 1)[0] + f"/{args.database}", reused(args)
+        url = args.admin_url.rsplit("/", 1)[0] + f"/{args.database}"
+        pids, key = reused(url)
     else:
         url = create_database(args.admin_url, args.database)
         t = time.perf_counter()
