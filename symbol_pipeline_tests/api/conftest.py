@@ -11,6 +11,11 @@ import uvicorn
 from symbol_pipeline_tests.portfolio_data import engine, pg_engine, pg_url  # noqa: F401
 
 
+def auth_header(key: str) -> dict[str, str]:
+    """The header an API client sends with its key."""
+    return {"Authorization": f"Bearer {key}"}
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

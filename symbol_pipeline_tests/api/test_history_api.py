@@ -13,6 +13,7 @@ from symbol_pipeline.lib.factors import FACTOR_NAMES
 from symbol_pipeline.lib.sessions import sessions_between
 from symbol_pipeline.services import portfolio as svc
 from symbol_pipeline.services.portfolio.history import CSV_COLUMNS
+from symbol_pipeline_tests.api.conftest import auth_header as _auth
 from symbol_pipeline_tests.api.conftest import served
 from symbol_pipeline_tests.portfolio_data import seed_market
 
@@ -36,9 +37,6 @@ def api(pg_engine, pg_url, tmp_path):
             httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=20) as client:
         yield client, keys, pf
 
-
-def _auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 def test_history_equals_the_point_in_time_document_on_every_session(api):

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from symbol_pipeline.api.app import ApiSettings, create_app
 from symbol_pipeline.services import portfolio as svc
 from symbol_pipeline.storage.portfolio_schema import portfolio_changes, position_quantities, positions
+from symbol_pipeline_tests.api.conftest import auth_header as _auth
 from symbol_pipeline_tests.api.conftest import served
 from symbol_pipeline_tests.portfolio_data import seed_symbols
 
@@ -29,9 +30,6 @@ def api(pg_engine, pg_url, tmp_path, monkeypatch):
             httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=20) as client:
         yield client, keys, pf, pg_engine
 
-
-def _auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 def _counts(engine):

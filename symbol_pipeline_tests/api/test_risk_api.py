@@ -8,6 +8,7 @@ import pytest
 
 from symbol_pipeline.api.app import ApiSettings, create_app
 from symbol_pipeline.services import portfolio as svc
+from symbol_pipeline_tests.api.conftest import auth_header as _auth
 from symbol_pipeline_tests.api.conftest import served
 from symbol_pipeline_tests.portfolio_data import CALC_DATE, seed_etf_history, seed_symbols
 from symbol_pipeline_tests.services.portfolio.test_risk import AAA_BETAS, AAA_S2, ENTRY, GROUPS, set_residuals
@@ -35,9 +36,6 @@ def api(pg_engine, pg_url, tmp_path):
             httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
         yield client, keys, pf, old, pg_engine
 
-
-def _auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 def test_risk_for_the_owner_cached_then_invalidated(api):
