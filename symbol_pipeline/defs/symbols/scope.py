@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
+from functools import cached_property
 
 import dagster as dg
 import pandas as pd
@@ -33,13 +34,20 @@ class PartitionScope:
         self._dates_def = dates_def
         self._instance = instance
 
+    @cached_property
+    def _valid_dates(self) -> set[dt.date]:
+        return {dt.date.fromisoformat(k) for k in self._dates_def.get_partition_keys()}
+
+    @cached_property
+    def _valid_symbols(self) -> set[str]:
+        # Read once per step: every asset of the step reports against the same keys.
+        return set(self._instance.get_dynamic_partitions(SYMBOL_DIMENSION))
+
     def _existing(self, frame: pd.DataFrame) -> Pairs:
         """(date, symbol) keys of `frame` that are partitions of the assets."""
         if frame.empty:
             return []
-        valid_dates = {dt.date.fromisoformat(k) for k in self._dates_def.get_partition_keys()}
-        valid_symbols = set(self._instance.get_dynamic_partitions(SYMBOL_DIMENSION))
-        keep = frame["date"].isin(valid_dates) & frame["symbol"].isin(valid_symbols)
+        keep = frame["date"].isin(self._valid_dates) & frame["symbol"].isin(self._valid_symbols)
         chosen = frame.loc[keep, ["date", "symbol"]].drop_duplicates()
         return list(zip(chosen["date"].astype(str), chosen["symbol"]))
 
