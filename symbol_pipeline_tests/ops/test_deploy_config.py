@@ -25,7 +25,7 @@ def test_production_instance_loads_on_postgres(tmp_path, monkeypatch, fresh_pg_d
     monkeypatch.setenv("DAGSTER_PG_URL", pg_url(fresh_pg_database("sp_ops_deploy")))
     with dg.DagsterInstance.get() as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        assert type(instance.event_log_storage).__name__ == "BatchingPostgresEventLogStorage"
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         queue = instance.run_coordinator.get_run_queue_config()
         assert queue.max_concurrent_runs == 4

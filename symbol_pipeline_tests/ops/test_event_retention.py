@@ -35,8 +35,14 @@ def test_prune_keeps_every_partition_and_the_latest_metadata(tmp_path, monkeypat
     dagster_url, data_url = new_pg_database("sp_retention_dagster"), new_pg_database("sp_retention_data")
     home = tmp_path / "home"
     home.mkdir()
-    (home / "dagster.yaml").write_text(f"storage:\n  postgres:\n    postgres_url: {dagster_url}\n"
-                                       "telemetry:\n  enabled: false\n")
+    # deploy/dagster.yaml's storages: Dagster's PostgreSQL run storage, the project's event log.
+    (home / "dagster.yaml").write_text(
+        f"run_storage:\n  module: dagster_postgres.run_storage\n  class: PostgresRunStorage\n"
+        f"  config:\n    postgres_url: {dagster_url}\n"
+        f"event_log_storage:\n  module: symbol_pipeline.runs.pg_events\n  class: BatchingPostgresEventLogStorage\n"
+        f"  config:\n    postgres_url: {dagster_url}\n"
+        "telemetry:\n  enabled: false\n"
+    )
     for key, value in {**BATCHING_ENV, "DAGSTER_HOME": str(home), "SYMBOL_PIPELINE_DATABASE_URL": data_url,
                        "SYMBOL_PIPELINE_PRICE_SOURCE": "synthetic", "SYMBOL_PIPELINE_SYNTHETIC_SYMBOLS": "6",
                        "SYMBOL_PIPELINE_DATA_DIR": str(tmp_path / "data")}.items():

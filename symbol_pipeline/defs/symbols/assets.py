@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 
-from symbol_pipeline.defs.events import keyed_materializations, partition_materializations
+from symbol_pipeline.defs.events import record_keys, record_partitions
 from symbol_pipeline.defs.partitions import symbol_date_partitions
 from symbol_pipeline.defs.resources import DatabaseResource, PriceSourceResource
 from symbol_pipeline.defs.symbols import checks
@@ -68,7 +68,7 @@ def _spec(partitions: dg.PartitionsDefinition, name: str, description: str, deps
 
 
 def _prices(context, engine, source, dates, symbols, skipped, scope, recovery) -> tuple[list, set[str]]:
-    """The prices step's events, and the pending symbols it turned to `error`."""
+    """The prices step's check results (its partitions recorded), and the pending symbols it turned to `error`."""
     # The regressor ETFs come along: every beta of these dates needs their window too.
     wanted = with_regressor_etfs(symbols)
     fetched: list[pd.DataFrame] = []
@@ -91,8 +91,8 @@ def _prices(context, engine, source, dates, symbols, skipped, scope, recovery) -
         "seconds": round(report.seconds, 3),
     }
     pairs = scope.price_pairs(engine, dates, wanted, report.fetched_from)
-    events = [*partition_materializations(context, PRICES, pairs, metadata), frame_check,
-              *checks.price_checks(engine, symbols, dates)]
+    record_partitions(context, PRICES, pairs, metadata)
+    events = [frame_check, *checks.price_checks(engine, symbols, dates)]
     return events, set(failed_pending)
 
 
@@ -103,7 +103,7 @@ def _betas(context, engine, dates, symbols, skipped, beta_assets, scope, recover
     onboarding.settle_pending(engine, symbols, recovery)
     stored = scope.beta_pairs(engine, dates, symbols)
     for asset in beta_assets:
-        yield from partition_materializations(
+        record_partitions(
             context, asset, stored.get(asset, ()),
             {
                 "symbols_computed": report.symbols,
@@ -152,8 +152,8 @@ def build_symbol_layer_assets(
         if report.fetched_from:
             scope = PartitionScope(date_partitions, context.instance, set(dates), set())
             pairs = scope.price_pairs(engine, dates, [], report.fetched_from)
-            yield from partition_materializations(context, PRICES, pairs, {"loaded_by": "factor_returns"})
-            yield from keyed_materializations(context, "factor_returns", scope.history_dates(pairs), {})
+            record_partitions(context, PRICES, pairs, {"loaded_by": "factor_returns"})
+            record_keys(context, "factor_returns", scope.history_dates(pairs), {})
         latest = symbol_layer.etf_returns_on(engine, max(dates))
         yield dg.MaterializeResult(
             metadata={
@@ -213,7 +213,7 @@ def build_symbol_layer_assets(
         if METRICS in selected:
             started = time.perf_counter()
             written = symbol_layer.compute_metrics(engine, symbols, dates)
-            yield from partition_materializations(
+            record_partitions(
                 context, METRICS, scope.metric_pairs(engine, dates, symbols),
                 {"rows_written": written, "skipped_inactive": len(skipped),
                  "seconds": round(time.perf_counter() - started, 3)},
