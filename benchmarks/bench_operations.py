@@ -78,7 +78,7 @@ def _pg_instance(db: str, home: Path):
     (home / "dagster.yaml").write_text("".join(
         f"{name}:\n  module: {module}\n  class: {cls}\n  config:\n    postgres_url: {PG}{db}\n"
         for name, module, cls in storages
-    ) + "telemetry:\n  enabled: false\n")
+    ) + "python_logs:\n  python_log_level: INFO\ntelemetry:\n  enabled: false\n")
     os.environ["DAGSTER_HOME"] = str(home)
     return dg.DagsterInstance.get()
 

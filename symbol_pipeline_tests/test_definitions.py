@@ -96,11 +96,32 @@ def test_module_level_defs_is_the_built_definitions():
     assert isinstance(definitions.defs, dg.Definitions)
 
 
-def test_every_job_logs_at_info_unless_a_run_asks_for_more():
-    """Backfills and sensors launch the implicit asset job: its console logger must not print
-    one DEBUG line per partition event either."""
+@pytest.mark.parametrize("with_repository_config", [True, False])
+def test_runs_without_logger_config_print_no_debug_lines(tmp_path, monkeypatch, sqlite_env, capfd,
+                                                         with_repository_config):
+    """A backfill's or a sensor's run executes the implicit asset job with no `loggers` in its run
+    config, so Dagster gives it its default console logger at the instance's `python_log_level`:
+    the project's instance (dagster.yaml, or runs.instance without it) says INFO, so such a run
+    prints no DEBUG line per partition event, and its events are stored all the same."""
+    from pathlib import Path
+    from shutil import copy
+
+    from symbol_pipeline.runs.instance import get_instance
+
+    if with_repository_config:
+        copy(Path(__file__).resolve().parents[1] / "dagster.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
     defs = build_definitions()
-    jobs = [defs.resolve_implicit_global_asset_job_def(), defs.resolve_job_def("symbol_layer_job")]
-    for job in jobs:
-        default = job.loggers["console"].config_schema.as_field().default_value
-        assert default["log_level"] == "INFO", job.name
+    session = defs.resolve_assets_def("factor_returns").partitions_def.get_last_partition_key()
+    with get_instance(tmp_path / "data") as instance:
+        assert instance.python_log_level == "INFO"
+        capfd.readouterr()
+        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=instance, asset_selection=[dg.AssetKey("factor_returns")], partition_key=session,
+        )
+        printed = capfd.readouterr()
+        assert result.success
+        assert instance.get_latest_materialization_event(dg.AssetKey("factor_returns")) is not None
+    lines = (printed.out + printed.err).splitlines()
+    assert not [line for line in lines if " - DEBUG - " in line], "\n".join(lines[:5])

@@ -1,0 +1,276 @@
+"""A year of history at 10,000 symbols through the pipeline's own runs, then the UI on that instance.
+
+    .venv/bin/python benchmarks/bench_year.py [--symbols 10000] [--sessions 252] [--chunk 21]
+                                              [--keep DIR] [--reuse DIR] [--skip-ui]
+
+PostgreSQL, the production storages (deploy/dagster.yaml's, with the project's event log).
+
+1. History: the partition range is the last `--sessions` completed sessions
+   (SYMBOL_PIPELINE_PARTITION_SESSIONS); `--symbols` synthetic symbols and the 8 ETFs are
+   registered, and runs.submit.run_symbol_layer materialises the range `--chunk` sessions at a
+   time, in-process on the instance, as `symbol-pipeline backfill` does without a daemon. The
+   first run loads each symbol's window before the range. Goal: at most 2 hours.
+2. Status: per asset, the partitions Dagster shows materialised (the status cache the UI reads,
+   built here: the time it takes is what a first page load after the run would pay) against
+   the partitions the database holds rows for.
+3. UI (`dagster-webserver` on that instance; skipped cleanly without Chromium and playwright):
+   ../shared/tools/ui_pages.py for each symbol asset (partitions page, overview, Materialize
+   dialog; goal 3 s), then once more for `market_beta` after a symbol is added (goal 5 s).
+4. The daily schedule's tick, and a "backfill missing partitions" launch (GraphQL
+   `launchPartitionBackfill`, the new symbol's missing partitions), each timed (goal 3 s). The
+   backfill is cancelled at once: no daemon runs here.
+
+`--keep DIR` keeps the databases and DIR/state.json; `--reuse DIR` skips steps 1-2 and measures
+the UI of a kept instance again. Without `--keep` the databases are dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+import warnings
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+warnings.filterwarnings("ignore")
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+UI_PAGES = REPO.parent / "shared" / "tools" / "ui_pages.py"
+PG = "postgresql+psycopg2://postgres@127.0.0.1:5432/"
+SYMBOL_ASSETS = ["symbol_prices", "market_beta", "ir_beta", "ridge_factor_betas", "spread_factor_betas",
+                 "symbol_daily_metrics"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_operations import _admin, _drop_db, _pg_instance  # noqa: E402
+from bench_quickstart import LAUNCH, _free_port, _graphql  # noqa: E402
+
+CANCEL = """
+mutation Cancel($backfillId: String!) { cancelPartitionBackfill(backfillId: $backfillId) { __typename } }
+"""
+
+
+def _environment(state: dict) -> None:
+    os.environ.update({
+        "SYMBOL_PIPELINE_DATABASE_URL": PG + state["data_db"],
+        "SYMBOL_PIPELINE_PRICE_SOURCE": "synthetic",
+        "SYMBOL_PIPELINE_SYNTHETIC_SYMBOLS": str(state["symbols"]),
+        "SYMBOL_PIPELINE_PARTITION_SESSIONS": str(state["sessions"]),
+        "SYMBOL_PIPELINE_DATA_DIR": str(Path(state["home"]).parent / "data"),
+        "DAGSTER_EVENT_BATCH_SIZE": "1000",
+        "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
+    })
+    os.environ.pop("SYMBOL_PIPELINE_PARTITIONS_START", None)
+
+
+def history(state: dict, chunk: int) -> None:
+    from symbol_pipeline.config import get_settings
+    from symbol_pipeline.definitions import build_definitions
+    from symbol_pipeline.lib.factors import REGRESSOR_ETFS
+    from symbol_pipeline.runs.submit import register_symbols, run_symbol_layer
+    from symbol_pipeline.sources.synthetic import SyntheticMarket
+    from symbol_pipeline.storage import universe
+    from symbol_pipeline.storage.database import get_engine
+
+    settings = get_settings()
+    engine = get_engine(settings.database_url)
+    market = SyntheticMarket(seed=7, n_symbols=state["symbols"])
+    symbols = [*REGRESSOR_ETFS, *market.universe()]
+    with engine.begin() as conn:
+        universe.add_symbols(conn, symbols, status=universe.STATUS_ACTIVE)
+    instance = _pg_instance(state["dagster_db"], Path(state["home"]))
+    register_symbols(instance, symbols)
+    defs = build_definitions(settings)
+    dates_def = defs.resolve_assets_def("factor_returns").partitions_def
+    dates = [dt.date.fromisoformat(k) for k in dates_def.get_partition_keys()]
+    print(f"history: {len(dates)} sessions {dates[0]}..{dates[-1]} × {len(symbols):,} symbols, "
+          f"{len(SYMBOL_ASSETS)} date × symbol assets = {len(dates) * len(symbols) * len(SYMBOL_ASSETS):,} "
+          f"partitions, in runs of {chunk} sessions", flush=True)
+    started = time.perf_counter()
+    for i in range(0, len(dates), chunk):
+        block = dates[i:i + chunk]
+        t0 = time.perf_counter()
+        result = run_symbol_layer(instance, defs, block[0], block[-1], None)
+        print(f"  {block[0]}..{block[-1]}: {time.perf_counter() - t0:.0f} s (ok={result.success}), "
+              f"{(time.perf_counter() - started) / 60:.1f} min so far", flush=True)
+        if not result.success:
+            raise SystemExit(f"run failed: {result.run_ids}")
+    wall = time.perf_counter() - started
+    print(f"history: {wall / 60:.1f} min wall (goal ≤ 120 min)", flush=True)
+    state["history_minutes"] = round(wall / 60, 1)
+    instance.dispose()
+    engine.dispose()
+
+
+def status(state: dict) -> None:
+    """Dagster's materialised partitions per asset, against the rows the database holds."""
+    import dagster as dg
+    import sqlalchemy as sa
+    from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
+
+    from symbol_pipeline.config import get_settings
+    from symbol_pipeline.definitions import build_definitions
+    from symbol_pipeline.lib.factors import BETA_GROUPS
+
+    defs = build_definitions(get_settings())
+    instance = _pg_instance(state["dagster_db"], Path(state["home"]))
+    dates_def = defs.resolve_assets_def("factor_returns").partitions_def
+    keys = dates_def.get_partition_keys()
+    first, last = keys[0], keys[-1]
+    engine = sa.create_engine(PG + state["data_db"])
+    stored = {}
+    with engine.connect() as conn:
+        def count(sql: str) -> int:
+            return int(conn.execute(sa.text(sql), {"a": first, "b": last}).scalar())
+        stored["symbol_prices"] = count(
+            "SELECT count(*) FROM (SELECT symbol, date FROM symbol_prices_daily WHERE date BETWEEN :a AND :b "
+            "UNION SELECT symbol, date FROM symbol_session_gaps WHERE date BETWEEN :a AND :b) k")
+        for asset, factors in BETA_GROUPS.items():
+            names = ", ".join(f"'{f}'" for f in factors)
+            stored[asset] = count(f"SELECT count(DISTINCT (symbol, date)) FROM symbol_factor_exposures "
+                                  f"WHERE date BETWEEN :a AND :b AND factor IN ({names})")
+        stored["symbol_daily_metrics"] = count(
+            "SELECT count(*) FROM symbol_daily_metrics WHERE date BETWEEN :a AND :b")
+    engine.dispose()
+    for name in SYMBOL_ASSETS:
+        key = dg.AssetKey(name)
+        pdef = defs.resolve_assets_def(key).partitions_def
+        t0 = time.perf_counter()
+        cache = get_and_update_asset_status_cache_value(instance, key, pdef)
+        built = time.perf_counter() - t0
+        done = cache.deserialize_materialized_partition_subsets(pdef)
+        print(f"status {name:22s}: {len(done):>10,} materialised in Dagster, {stored[name]:>10,} stored "
+              f"({'equal' if len(done) == stored[name] else 'DIFFERENT'}); status cache built in {built:.1f} s",
+              flush=True)
+    instance.dispose()
+
+
+def _ui_available() -> str | None:
+    if not UI_PAGES.exists():
+        return f"{UI_PAGES} is not there"
+    if not Path("/usr/bin/chromium").exists():
+        return "no /usr/bin/chromium (apt-get install chromium)"
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return "no playwright (pip install playwright)"
+    return None
+
+
+def _pages(port: int, asset: str, repeat: int = 2) -> None:
+    out = subprocess.run([sys.executable, str(UI_PAGES), f"http://127.0.0.1:{port}", asset, "--repeat", str(repeat)],
+                         capture_output=True, text=True, timeout=3600)
+    for line in (out.stdout + (out.stderr[-800:] if out.returncode else "")).splitlines():
+        print(f"  ui {line}", flush=True)
+
+
+def ui(state: dict) -> None:
+    import dagster as dg
+
+    from symbol_pipeline.config import get_settings
+    from symbol_pipeline.definitions import build_definitions
+    from symbol_pipeline.runs.submit import register_symbols
+
+    missing = _ui_available()
+    port = _free_port()
+    web = subprocess.Popen([str(BIN / "dagster-webserver"), "-w", str(REPO / "workspace.yaml"), "-p", str(port)],
+                           cwd=REPO, env={**os.environ, "DAGSTER_HOME": state["home"]},
+                           stdout=open(Path(state["home"]) / "webserver.log", "w"), stderr=subprocess.STDOUT,
+                           start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2)
+                break
+            except OSError:
+                time.sleep(1)
+        if missing:
+            print(f"UI pages: skipped, {missing}")
+        else:
+            for asset in SYMBOL_ASSETS:
+                _pages(port, asset)
+        instance = _pg_instance(state["dagster_db"], Path(state["home"]))
+        new_symbol = f"NEW{uuid.uuid4().hex[:4].upper()}"
+        register_symbols(instance, [new_symbol])
+        print(f"added symbol {new_symbol}", flush=True)
+        if not missing:
+            _pages(port, "market_beta", repeat=1)
+        defs = build_definitions(get_settings())
+        schedule = defs.resolve_schedule_def("symbol_daily_schedule")
+        t0 = time.perf_counter()
+        # Its tick on the evening of the range's last session, as the daemon evaluates it then.
+        last = dt.date.fromisoformat(defs.resolve_assets_def("factor_returns").partitions_def.get_partition_keys()[-1])
+        when = dt.datetime(last.year, last.month, last.day, 21, 0, tzinfo=ZoneInfo("America/New_York"))
+        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
+                                            repository_def=defs.get_repository_def())
+        tick = schedule.evaluate_tick(context)
+        print(f"daily schedule tick: {time.perf_counter() - t0:.1f} s, {len(tick.run_requests or [])} run request(s) "
+              f"(goal ≤ 3 s)", flush=True)
+        dates_def = defs.resolve_assets_def("factor_returns").partitions_def
+        names = [f"{d}|{new_symbol}" for d in dates_def.get_partition_keys()]
+        params = {"assetSelection": [{"path": [n]} for n in SYMBOL_ASSETS], "partitionNames": names,
+                  "fromFailure": False, "tags": []}
+        t0 = time.perf_counter()
+        launched = _graphql(port, LAUNCH, {"backfillParams": params})["launchPartitionBackfill"]
+        print(f"backfill of the missing partitions ({len(names)} keys × {len(SYMBOL_ASSETS)} assets) launched in "
+              f"{time.perf_counter() - t0:.1f} s: {launched.get('__typename')} (goal ≤ 3 s)", flush=True)
+        if launched.get("backfillId"):
+            _graphql(port, CANCEL, {"backfillId": launched["backfillId"]})
+        instance.delete_dynamic_partition("symbol", new_symbol)
+        instance.dispose()
+    finally:
+        os.killpg(web.pid, signal.SIGINT)
+        try:
+            web.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(web.pid, signal.SIGKILL)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--symbols", type=int, default=10_000)
+    parser.add_argument("--sessions", type=int, default=252)
+    parser.add_argument("--chunk", type=int, default=21)
+    parser.add_argument("--keep", help="keep the databases; their names go to DIR/state.json")
+    parser.add_argument("--reuse", help="a --keep DIR: measure its instance's UI again")
+    parser.add_argument("--skip-ui", action="store_true")
+    args = parser.parse_args()
+    if args.reuse:
+        folder = Path(args.reuse)
+        state = json.loads((folder / "state.json").read_text())
+    else:
+        folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="sp_year_"))
+        folder.mkdir(parents=True, exist_ok=True)
+        tag = uuid.uuid4().hex[:8]
+        state = {"dagster_db": f"sp_year_dagster_{tag}", "data_db": f"sp_year_data_{tag}",
+                 "home": str(folder / "home"), "symbols": args.symbols, "sessions": args.sessions}
+        for db in (state["dagster_db"], state["data_db"]):
+            _admin(f'CREATE DATABASE "{db}"')
+        (folder / "state.json").write_text(json.dumps(state))
+    _environment(state)
+    try:
+        if not args.reuse:
+            history(state, args.chunk)
+            status(state)
+            (folder / "state.json").write_text(json.dumps(state))
+        if not args.skip_ui:
+            ui(state)
+    finally:
+        if not args.keep and not args.reuse:
+            _drop_db(state["dagster_db"])
+            _drop_db(state["data_db"])
+            shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
