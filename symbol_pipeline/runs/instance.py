@@ -32,8 +32,10 @@ def get_instance(data_dir: Path) -> dg.DagsterInstance:
     config_dir = Path.cwd() if (Path.cwd() / "dagster.yaml").exists() else None
     base = Path(data_dir).resolve() / "dagster"
     base.mkdir(parents=True, exist_ok=True)
-    # Without the repository's dagster.yaml, its `python_logs` level still holds: runs without a
-    # logger in their run config print at INFO, not one DEBUG line per partition event.
-    overrides = {**sqlite_storage(base), **({} if config_dir else {"python_logs": {"python_log_level": "INFO"}})}
+    # Without the repository's dagster.yaml, two of its settings still hold: runs without a logger
+    # in their run config print at INFO, not one DEBUG line per partition event, and no telemetry
+    # (whose first use prints a 15-line notice into the run's console).
+    outside = {"python_logs": {"python_log_level": "INFO"}, "telemetry": {"enabled": False}}
+    overrides = {**sqlite_storage(base), **({} if config_dir else outside)}
     ref = InstanceRef.from_dir(str(base), config_dir=str(config_dir) if config_dir else None, overrides=overrides)
     return dg.DagsterInstance.from_ref(ref)
