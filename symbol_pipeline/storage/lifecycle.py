@@ -1,5 +1,5 @@
 """A symbol's status over time: failed fetches retried with backoff, operators' retries and
-rejections, `delisted` after sessions without a price while the market traded, and back.
+rejections, `delisted` after sessions fetched without a price, and back.
 
     pending ──betas or prices──► active ◄──a price again── delisted
        │  ▲                         └──N sessions without a price──┘
@@ -19,8 +19,9 @@ from collections.abc import Iterable, Mapping, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from symbol_pipeline.lib import sessions
+from symbol_pipeline.lib.gaps import HOLE, NO_PRICE
 from symbol_pipeline.storage.schema import symbol_onboarding_queue as queue
+from symbol_pipeline.storage.schema import symbol_session_gaps as gaps_table
 from symbol_pipeline.storage.schema import symbol_universe as universe
 from symbol_pipeline.storage.universe import (
     DEFAULT_DELISTED_AFTER,
@@ -159,19 +160,29 @@ def market_last_date(conn: Connection) -> dt.date | None:
     return value if value is None or isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
 
 
-def sessions_without_price(last_price: dt.date, market_last: dt.date) -> int:
-    """Sessions after `last_price` up to `market_last` (the market traded, the symbol did not)."""
-    if last_price >= market_last:
-        return 0
-    return len(sessions.sessions_between(last_price + dt.timedelta(days=1), market_last))
+def sessions_fetched_without_price(conn: Connection) -> dict[str, int]:
+    """symbol -> sessions after its last price on which a fetch succeeded and found no price (the
+    recorded `no_price` and `gap` sessions). Sessions nobody fetched for the symbol yet (a run
+    still ahead of it, a range the daily runs skipped) are not evidence and do not count."""
+    g = gaps_table.c
+    query = (sa.select(g.symbol, sa.func.count()).select_from(gaps_table.join(universe, c.symbol == g.symbol))
+             .where(g.date > c.last_price_date, g.reason.in_([NO_PRICE, HOLE]),
+                    c.status.in_([STATUS_ACTIVE, STATUS_DELISTED]), c.is_regressor.is_(False))
+             .group_by(g.symbol))
+    return {symbol: int(count) for symbol, count in conn.execute(query)}
 
 
 def update_listing(
     conn: Connection, symbols: Sequence[str], *, after_sessions: int = DEFAULT_DELISTED_AFTER,
 ) -> tuple[list[str], list[str]]:
-    """(delisted, reactivated) among `symbols`: an `active` symbol with no price for `after_sessions`
-    sessions on which the market traded turns `delisted` (history kept); a `delisted` one with a
-    price within them turns `active` again."""
+    """(delisted, reactivated) among `symbols`: an `active` symbol that was fetched without a price
+    on `after_sessions` sessions since its last price turns `delisted` (history kept); a
+    `delisted` one with fewer (a new price clears them) turns `active` again.
+
+    The evidence is what the fetches recorded, not the calendar: `factor_returns` loads the ETFs
+    of a run's dates before the run fetches its symbols, so counting the sessions the market
+    traded since a symbol's last price delisted every symbol at the start of a backfill of more
+    than `after_sessions` sessions, and after any pause of the daily runs that long."""
     market = market_last_date(conn)
     if market is None or not symbols:
         return [], []
@@ -180,15 +191,13 @@ def update_listing(
     rows = [r for r in conn.execute(sa.select(c.symbol, c.status, c.last_price_date).where(
         c.is_regressor.is_(False), c.last_price_date.is_not(None),
         c.status.in_([STATUS_ACTIVE, STATUS_DELISTED]))) if r.symbol in wanted]
-    gaps: dict[dt.date, int] = {}
+    without_price = sessions_fetched_without_price(conn)
     delisted, back = [], []
     for row in rows:
-        last = row.last_price_date
-        if last not in gaps:
-            gaps[last] = sessions_without_price(last, market)
-        missing = gaps[last]
+        missing = without_price.get(row.symbol, 0)
         if row.status == STATUS_ACTIVE and missing >= after_sessions:
-            reason = f"no price for {missing} sessions since {last} while the market traded (through {market})"
+            reason = (f"fetched without a price on {missing} sessions since {row.last_price_date} "
+                      f"while the market traded (through {market})")
             conn.execute(universe.update().where(c.symbol == row.symbol)
                          .values(status=STATUS_DELISTED, error_message=reason, updated_at=_now()))
             delisted.append(row.symbol)

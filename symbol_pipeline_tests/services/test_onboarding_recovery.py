@@ -13,7 +13,7 @@ from symbol_pipeline.lib.factors import REGRESSOR_ETFS
 from symbol_pipeline.lib.sessions import session_offset
 from symbol_pipeline.services import onboarding
 from symbol_pipeline.services import symbols as symbol_service
-from symbol_pipeline.storage import lifecycle, universe
+from symbol_pipeline.storage import coverage, universe
 from symbol_pipeline.storage.onboarding import claim_batch, fail_processing, queue_rows
 from symbol_pipeline.storage.schema import symbol_prices_daily, symbol_universe
 from symbol_pipeline_tests import portfolio_data
@@ -36,6 +36,16 @@ def _prices(engine, symbol, last: dt.date, sessions: int = 5):
         conn.execute(symbol_prices_daily.insert(),
                      [{"symbol": symbol, "date": d, "close": 10.0 + i, "source": "test"} for i, d in enumerate(days)])
         universe.record_progress(conn, [symbol], last_price_date=last)
+
+
+def _fetched_without_price(engine, symbol, after: dt.date, until: dt.date):
+    """The `no_price` sessions a run's fetch records for `symbol` after its last price."""
+    days, day = [], session_offset(after, 1)
+    while day <= until:
+        days.append(day)
+        day = session_offset(day, 1)
+    with engine.begin() as conn:
+        coverage.record_gaps(conn, pd.DataFrame({"symbol": symbol, "date": days, "reason": "no_price"}))
 
 
 def _market_traded_until(engine, day: dt.date):
@@ -163,17 +173,19 @@ def test_operators_list_and_reject_queued_or_failed_symbols(engine):
 # --- delisting and return ------------------------------------------------------------------------
 
 
-def test_no_price_for_n_sessions_while_the_market_traded_is_delisted_then_active_again(engine):
+def test_fetched_without_price_for_n_sessions_is_delisted_then_active_again(engine):
     with engine.begin() as conn:
         universe.add_symbols(conn, ["GONE", "FINE"], status="active")
     stopped = session_offset(MARKET, -10)
     _prices(engine, "GONE", stopped)
+    _fetched_without_price(engine, "GONE", stopped, MARKET)  # 10 sessions
     _prices(engine, "FINE", session_offset(MARKET, -9))
+    _fetched_without_price(engine, "FINE", session_offset(MARKET, -9), MARKET)  # 9 sessions
     _market_traded_until(engine, MARKET)
     scope = symbol_service.run_scope(engine, ["FINE", "GONE"], [MARKET], delisted_after_sessions=10)
     assert scope.delisted == ["GONE"] and scope.regress == ["FINE"] and scope.fetch_only == ["GONE"]
     row = _status(engine, "GONE")
-    assert row.status == "delisted" and f"since {stopped}" in row.error_message
+    assert row.status == "delisted" and f"10 sessions since {stopped}" in row.error_message
     # A backfill of dates when it still traded regresses it.
     assert symbol_service.run_scope(engine, ["GONE"], [stopped]).regress == ["GONE"]
     # A new price: active again at once (still fetched every day, so this is how it returns).
@@ -181,6 +193,20 @@ def test_no_price_for_n_sessions_while_the_market_traded_is_delisted_then_active
         universe.record_progress(conn, ["GONE"], last_price_date=MARKET)
     assert (_status(engine, "GONE").status, _status(engine, "GONE").error_message) == ("active", None)
     assert symbol_service.run_scope(engine, ["GONE"], [MARKET]).regress == ["GONE"]
+
+
+def test_sessions_nobody_fetched_yet_are_no_evidence_of_delisting(engine):
+    """A backfill's factor_returns loads the ETFs of all its dates before the run fetches the
+    symbols, and daily runs may pause for weeks: a symbol whose last price is 21 sessions behind
+    the market, but that no fetch found without a price, is regressed, not delisted."""
+    with engine.begin() as conn:
+        universe.add_symbols(conn, ["BEHIND"], status="active")
+    _prices(engine, "BEHIND", session_offset(MARKET, -21))
+    _market_traded_until(engine, MARKET)
+    dates = [session_offset(MARKET, -i) for i in range(20, -1, -1)]
+    scope = symbol_service.run_scope(engine, ["BEHIND"], dates, delisted_after_sessions=10)
+    assert (scope.delisted, scope.regress, scope.fetch_only) == ([], ["BEHIND"], [])
+    assert _status(engine, "BEHIND").status == "active"
 
 
 def test_portfolios_are_told_which_held_symbols_are_unavailable(engine):
@@ -196,7 +222,3 @@ def test_portfolios_are_told_which_held_symbols_are_unavailable(engine):
                      "2": '{"portfolio_id":"2","unavailable_symbols":{}}'}
 
 
-def test_sessions_without_price_count_only_sessions():
-    assert lifecycle.sessions_without_price(dt.date(2024, 6, 21), dt.date(2024, 6, 28)) == 5
-    assert lifecycle.sessions_without_price(dt.date(2024, 7, 3), dt.date(2024, 7, 5)) == 1  # July 4th closed
-    assert lifecycle.sessions_without_price(MARKET, MARKET) == 0
