@@ -83,38 +83,32 @@ def _pg_instance(db: str, home: Path):
     return dg.DagsterInstance.get()
 
 
-def _event_log_bytes(db: str) -> int:
+def _query(db: str, sql: str, **params) -> tuple:
+    """The first row of `sql` on database `db`."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(PG + db)
     with engine.connect() as conn:
-        size = conn.execute(sa.text("SELECT pg_total_relation_size('event_logs') + pg_total_relation_size('asset_event_tags')")).scalar()
+        row = conn.execute(sa.text(sql), params).one()
     engine.dispose()
-    return int(size)
+    return tuple(row)
+
+
+def _event_log_bytes(db: str) -> int:
+    return int(_query(db, "SELECT pg_total_relation_size('event_logs') + pg_total_relation_size('asset_event_tags')")[0])
 
 
 def _count_materialisations(db: str, run_id: str) -> int:
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(PG + db)
-    with engine.connect() as conn:
-        count = conn.execute(sa.text("SELECT count(*) FROM event_logs WHERE run_id = :r AND dagster_event_type = "
-                                     "'ASSET_MATERIALIZATION'"), {"r": run_id}).scalar()
-    engine.dispose()
-    return int(count)
+    return int(_query(db, "SELECT count(*) FROM event_logs WHERE run_id = :r AND dagster_event_type = "
+                          "'ASSET_MATERIALIZATION'", r=run_id)[0])
 
 
 def _event_log_profile(db: str, run_id: str) -> str:
     """Where an event's bytes go: its JSON, the rest of its row, the event log's indexes."""
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(PG + db)
-    with engine.connect() as conn:
-        json_bytes = conn.execute(sa.text("SELECT avg(pg_column_size(event)) FROM event_logs WHERE run_id = :r AND "
-                                          "dagster_event_type = 'ASSET_MATERIALIZATION'"), {"r": run_id}).scalar()
-        rows, heap, indexes = conn.execute(sa.text(
-            "SELECT count(*), pg_relation_size('event_logs'), pg_indexes_size('event_logs') FROM event_logs")).one()
-    engine.dispose()
+    (json_bytes,) = _query(db, "SELECT avg(pg_column_size(event)) FROM event_logs WHERE run_id = :r AND "
+                               "dagster_event_type = 'ASSET_MATERIALIZATION'", r=run_id)
+    rows, heap, indexes = _query(db, "SELECT count(*), pg_relation_size('event_logs'), pg_indexes_size('event_logs') "
+                                     "FROM event_logs")
     return (f"per event-log row: JSON {float(json_bytes):.0f} bytes, heap row with it {heap / rows:.0f}, "
             f"Dagster's six indexes {indexes / rows:.0f}")
 

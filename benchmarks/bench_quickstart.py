@@ -70,6 +70,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_server(port: int, seconds: float) -> None:
+    """Until Dagster's webserver on `port` answers, for at most `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2)
+            return
+        except OSError:
+            time.sleep(1)
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    """SIGINT to the server's process group, SIGKILL after a minute."""
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
 def _status(folder: Path) -> dict[str, tuple[int, int, int]]:
     """Per asset (defined, missing, failed), through a fresh process reading the instance."""
     code = f"""
@@ -120,13 +140,7 @@ def main() -> int:
                            cwd=folder, env=env, stdout=open(folder / "dev.log", "w"), stderr=subprocess.STDOUT,
                            start_new_session=True)
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2)
-                break
-            except OSError:
-                time.sleep(1)
+        wait_for_server(port, 180)
         names = sorted({key for name in SYMBOL_ASSETS for key in before[name][1]})
         params = {"assetSelection": [{"path": [n]} for n in SYMBOL_ASSETS], "partitionNames": names,
                   "fromFailure": False, "tags": []}
@@ -150,11 +164,7 @@ def main() -> int:
         print(f"backfill: {status} in {total:.0f} s (goal ≤ 900 s), {len(runs)} runs, "
               f"{sum(r['status'] == 'SUCCESS' for r in runs)} succeeded")
     finally:
-        os.killpg(dev.pid, signal.SIGINT)
-        try:
-            dev.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(dev.pid, signal.SIGKILL)
+        stop_server(dev)
     after = _status(folder)
     for name, (defined, missing, failed) in after.items():
         print(f"  after the backfill:    {name:22s} {defined:6d} partitions, {len(missing):6d} missing (goal 0), "

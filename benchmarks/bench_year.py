@@ -31,12 +31,10 @@ import datetime as dt
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 import warnings
 from pathlib import Path
@@ -51,7 +49,7 @@ SYMBOL_ASSETS = ["symbol_prices", "market_beta", "ir_beta", "ridge_factor_betas"
                  "symbol_daily_metrics"]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_operations import _admin, _drop_db, _pg_instance  # noqa: E402
-from bench_quickstart import LAUNCH, _free_port, _graphql  # noqa: E402
+from bench_quickstart import LAUNCH, _free_port, _graphql, stop_server, wait_for_server  # noqa: E402
 
 CANCEL = """
 mutation Cancel($backfillId: String!) { cancelPartitionBackfill(backfillId: $backfillId) { __typename } }
@@ -214,13 +212,7 @@ def ui(state: dict) -> None:
                            stdout=open(Path(state["home"]) / "webserver.log", "w"), stderr=subprocess.STDOUT,
                            start_new_session=True)
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2)
-                break
-            except OSError:
-                time.sleep(1)
+        wait_for_server(port, 300)
         if missing:
             print(f"UI pages: skipped, {missing}")
         else:
@@ -258,11 +250,7 @@ def ui(state: dict) -> None:
         instance.delete_dynamic_partition("symbol", new_symbol)
         instance.dispose()
     finally:
-        os.killpg(web.pid, signal.SIGINT)
-        try:
-            web.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(web.pid, signal.SIGKILL)
+        stop_server(web)
 
 
 def main() -> int:
