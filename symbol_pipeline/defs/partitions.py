@@ -10,7 +10,7 @@ import datetime as dt
 
 import dagster as dg
 
-from symbol_pipeline.lib.sessions import EXCHANGE_TIMEZONE, last_known_session, non_session_weekdays
+from symbol_pipeline.lib.sessions import EXCHANGE_TIMEZONE, REGULAR_CLOSE, last_known_session, non_session_weekdays
 from symbol_pipeline.runs.keys import DATE_DIMENSION, DATE_FORMAT, SYMBOL_DIMENSION
 
 # The dynamic dimension holds no setting: every code location shares the same `symbol` keys.
@@ -19,15 +19,21 @@ symbol_partitions = dg.DynamicPartitionsDefinition(name=SYMBOL_DIMENSION)
 
 def _holidays(start: str) -> list[dt.datetime]:
     # The calendar knows holidays about a year ahead; later ones appear as the package updates.
-    return [dt.datetime(d.year, d.month, d.day) for d in non_session_weekdays(start, last_known_session())]
+    # At the partitions' tick time: Dagster excludes a tick whose timestamp equals the datetime.
+    return [dt.datetime.combine(d, REGULAR_CLOSE) for d in non_session_weekdays(start, last_known_session())]
 
 
 def trading_date_partitions(start: str) -> dg.TimeWindowPartitionsDefinition:
     """NYSE sessions from `start`, as weekday partitions with the exchange holidays excluded."""
-    # end_offset=1: a weekday's partition window ends at the next weekday's midnight, so without
-    # it the schedule at 21:00 New York could not target the session that just closed.
+    # A session's window opens at its regular close (16:00 New York) and end_offset=1 makes the
+    # window that opened last a partition: session D exists from 16:00 on D, when
+    # lib.sessions.latest_completed_session turns to D, so the 21:00 schedule can target it and
+    # the UI never shows the session still trading as a missing partition. (At midnight ticks
+    # with end_offset=1, D existed all day, missing until the evening run.) One edge remains: on a
+    # holiday's evening the excluded tick closes the window before it, so the next session shows
+    # from 16:00 of the holiday, a day early (at midnight ticks it was a day and a half early).
     return dg.TimeWindowPartitionsDefinition(
-        cron_schedule="0 0 * * 1-5",
+        cron_schedule=f"{REGULAR_CLOSE.minute} {REGULAR_CLOSE.hour} * * 1-5",
         start=start,
         fmt=DATE_FORMAT,
         timezone=EXCHANGE_TIMEZONE,

@@ -11,6 +11,8 @@ import pandas as pd
 EXCHANGE = "XNYS"
 EXCHANGE_TIMEZONE = "America/New_York"
 _CALENDAR_START = "1995-01-03"
+# NYSE's regular close: a session's date partition and its "completed" status start then.
+REGULAR_CLOSE = dt.time(16, 0)
 
 
 class NotATradingDayError(ValueError):
@@ -61,16 +63,18 @@ def session_offset(day: dt.date | str, offset: int) -> dt.date:
 
 
 def latest_completed_session(now: pd.Timestamp | None = None) -> dt.date:
-    """The last session whose close is at or before `now` (default: the current time)."""
-    cal = _calendar()
+    """The last session whose day has reached REGULAR_CLOSE in New York (default now: the current time).
+
+    The regular close, not the day's actual one: on an early-close day (13:00) the session counts
+    from 16:00 like any other, the moment its date partition appears (defs/partitions.py), so that
+    "completed" and "a partition exists" are one rule.
+    """
     now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
     if now.tzinfo is None:
         now = now.tz_localize("UTC")
-    minute = now.floor("min")
-    session = cal.minute_to_past_session(minute) if not cal.is_open_on_minute(minute) else None
-    if session is None:
-        session = cal.previous_session(cal.minute_to_session(minute, direction="previous"))
-    return session.date()
+    local = now.tz_convert(EXCHANGE_TIMEZONE)
+    day = local.date() if local.time() >= REGULAR_CLOSE else local.date() - dt.timedelta(days=1)
+    return _calendar().date_to_session(_ts(day), direction="previous").date()
 
 
 def all_sessions() -> pd.DatetimeIndex:
