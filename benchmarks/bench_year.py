@@ -66,7 +66,12 @@ def _environment(state: dict) -> None:
         "DAGSTER_EVENT_BATCH_SIZE": "1000",
         "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
     })
-    os.environ.pop("SYMBOL_PIPELINE_PARTITIONS_START", None)
+    # The range is pinned once the history is loaded: a rolling range would move at 16:00 New York
+    # and change the partitions definition, which makes Dagster rebuild every status cache.
+    if state.get("start"):
+        os.environ["SYMBOL_PIPELINE_PARTITIONS_START"] = state["start"]
+    else:
+        os.environ.pop("SYMBOL_PIPELINE_PARTITIONS_START", None)
 
 
 def history(state: dict, chunk: int) -> None:
@@ -89,6 +94,7 @@ def history(state: dict, chunk: int) -> None:
     defs = build_definitions(settings)
     dates_def = defs.resolve_assets_def("factor_returns").partitions_def
     dates = [dt.date.fromisoformat(k) for k in dates_def.get_partition_keys()]
+    state["start"] = dates[0].isoformat()
     print(f"history: {len(dates)} sessions {dates[0]}..{dates[-1]} × {len(symbols):,} symbols, "
           f"{len(SYMBOL_ASSETS)} date × symbol assets = {len(dates) * len(symbols) * len(SYMBOL_ASSETS):,} "
           f"partitions, in runs of {chunk} sessions", flush=True)
