@@ -68,9 +68,25 @@ def record_keys(
     if not keys:
         return 0
     step = context.get_step_execution_context()
-    instance, run_id, job_name, step_key = step.instance, step.run_id, step.job_name, step.step.key
     backfill = step.get_tag(BACKFILL_ID_TAG)
-    tags = {BACKFILL_ID_TAG: backfill} if backfill else None
+    return write_keys(
+        step.instance, step.run_id, step.job_name, step.step.key, asset_key, keys, metadata,
+        tags={BACKFILL_ID_TAG: backfill} if backfill else None,
+    )
+
+
+def write_keys(
+    instance: dg.DagsterInstance,
+    run_id: str,
+    job_name: str,
+    step_key: str,
+    asset_key: str,
+    keys: Sequence[str],
+    metadata: Mapping[str, Any] | None,
+    tags: Mapping[str, str] | None = None,
+) -> int:
+    """The events of `record_keys` for a step of run `run_id`; also used by
+    benchmarks/bench_year.py's `--fast` history, which writes them for runs it records itself."""
     key = dg.AssetKey(asset_key)
     batch_id = generate_event_batch_id()
     last = len(keys) - 1
