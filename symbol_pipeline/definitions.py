@@ -17,14 +17,25 @@ from symbol_pipeline.defs.resources import (
     price_source_resource,
 )
 from symbol_pipeline.defs.symbols import build_symbol_defs
+from symbol_pipeline.services import window
 from symbol_pipeline.services.onboarding import RecoveryPolicy
+from symbol_pipeline.storage.database import get_engine
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
-    """Definitions for `settings` (default: the environment's): partitions, schedules, resources."""
+    """Definitions for `settings` (default: the environment's): partitions, schedules, resources.
+
+    The first date partition is read from the project database (services.window), not computed
+    from this process's clock: the code server, the daemon and every run worker build the same date
+    dimension until the window move changes it. An unreachable database is an error that says so
+    (the code location shows it in the UI, a run worker fails with it): a clock-derived fallback is
+    exactly what made processes disagree.
+    """
     settings = settings or get_settings()
+    first_date = window.first_date(get_engine(settings.database_url), settings.window_rule, by="definitions")
     symbols = build_symbol_defs(
-        partitions_start=settings.partitions_start,
+        first_date=first_date,
+        window_rule=settings.window_rule,
         schedule_cron=settings.schedule_cron,
         schedule_timezone=settings.schedule_timezone,
         recovery=RecoveryPolicy(
