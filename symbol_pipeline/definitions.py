@@ -6,6 +6,7 @@ import datetime as dt
 import os
 
 import dagster as dg
+from sqlalchemy.engine import make_url
 
 from symbol_pipeline.config import ALERT_WEBHOOK_ENV, DATABASE_URL_ENV, Settings, get_settings
 from symbol_pipeline.defs.loggers import console_logger
@@ -22,6 +23,22 @@ from symbol_pipeline.services.onboarding import RecoveryPolicy
 from symbol_pipeline.storage.database import get_engine
 
 
+def _first_date(settings: Settings) -> dt.date:
+    rule = settings.window_rule
+    if rule.pinned_start is not None:
+        return rule.pinned_start
+    try:
+        engine = get_engine(settings.database_url)
+    except Exception as exc:  # unreachable, or a schema upgrade that failed: say what it stops
+        raise window.unavailable(sa_url(settings.database_url), exc) from exc
+    return window.first_date(engine, rule, by="definitions")
+
+
+def sa_url(url: str) -> str:
+    """`url` with its password hidden, for messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """Definitions for `settings` (default: the environment's): partitions, schedules, resources.
 
@@ -32,7 +49,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     exactly what made processes disagree.
     """
     settings = settings or get_settings()
-    first_date = window.first_date(get_engine(settings.database_url), settings.window_rule, by="definitions")
+    first_date = _first_date(settings)
     symbols = build_symbol_defs(
         first_date=first_date,
         window_rule=settings.window_rule,

@@ -111,8 +111,29 @@ def cmd_run(args: argparse.Namespace) -> int:
                 refresh = run_portfolio_refresh(instance, defs, run_config=console.run_config)
                 if not refresh.success:
                     console.line(f"portfolio refresh run {refresh.run_ids[0]} FAILED")
+    if requested:
+        for line in skipped_lines(engine, day, requested):
+            console.line(line)
     next_steps = [f"`symbol-pipeline betas --date {day}`", "the runs in the Dagster UI: `dagster dev`"]
     return console.summary(summary, f"symbol layer {day}", next_steps)
+
+
+def skipped_lines(engine, day: dt.date, requested: list[str]) -> list[str]:
+    """One line per symbol of an explicit --symbols list that has no beta on `day`: why, and the
+    command that recovers it (a run skips `error` symbols rather than fetch them again)."""
+    with engine.connect() as conn:
+        computed = set(beta_store.read_exposures(conn, day, requested)["symbol"])
+        lines = []
+        for symbol in requested:
+            if symbol in computed:
+                continue
+            status = universe.symbol_status(conn, symbol)
+            state = status.status if status else "unknown"
+            why = (status.error_message or "") if status else ""
+            fix = (f"`symbol-pipeline symbols retry {symbol}`, then this run again" if state == "error"
+                   else f"`symbol-pipeline symbols status {symbol}`")
+            lines.append(f"skipped {symbol}: {state}" + (f" ({why})" if why else "") + f"; recover with {fix}")
+    return lines
 
 
 def _fmt(value) -> str:

@@ -59,12 +59,18 @@ def first_date(engine: Engine, rule: WindowRule, *, now: pd.Timestamp | None = N
                 stored = store.initialise_first_date(conn, rule.target_start(now), by)
         return stored
     except Exception as exc:  # the database's own error, re-raised with what it means here
-        raise WindowUnavailableError(
-            f"cannot read the partition window from the project database ({engine.url.render_as_string()}): "
-            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. Every process reads the "
-            f"first date partition there so that all build the same definitions; start the database, or pin "
-            f"the window with {PARTITIONS_START_ENV}=YYYY-MM-DD in every process"
-        ) from exc
+        raise unavailable(engine.url.render_as_string(), exc) from exc
+
+
+def unavailable(url: str, exc: BaseException) -> WindowUnavailableError:
+    """The error of a process that cannot read the stored window (its URL's password hidden)."""
+    first_line = str(exc).splitlines()[0] if str(exc) else ""
+    return WindowUnavailableError(
+        f"cannot read the partition window from the project database ({url}): {type(exc).__name__}: "
+        f"{first_line}. Every process reads the first date partition there so that all build the same "
+        f"definitions; start the database, or pin the window with {PARTITIONS_START_ENV}=YYYY-MM-DD in "
+        f"every process"
+    )
 
 
 def stored_first_date(engine: Engine) -> dt.date | None:
