@@ -11,7 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from symbol_pipeline.lib import sessions
+from symbol_pipeline.lib import rules, sessions
+from symbol_pipeline.lib.text import quote
 
 # Re-exported: the entry points normalise URLs they read; the rule lives with the other dialect code.
 from symbol_pipeline.storage.dialect import normalise_database_url
@@ -122,7 +123,8 @@ def apply_dagster_event_settings() -> None:
 
 
 def parse_date(text: str) -> dt.date:
+    """A date the way every input writes it (lib/rules.parse_date: YYYY-MM-DD, ASCII digits)."""
     try:
-        return dt.date.fromisoformat(text)
+        return rules.parse_date(text)
     except ValueError as exc:
-        raise ValueError(f"not a date in YYYY-MM-DD form: {text!r}") from exc
+        raise ValueError(f"not a date in YYYY-MM-DD form: {quote(text)}") from exc

@@ -12,11 +12,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from symbol_pipeline.api.deps import Caller, Db
-from symbol_pipeline.api.fields import AsOfDate, CleanStr, Equity, Price, Quantity
-from symbol_pipeline.lib.symbols import validate_symbol
+from symbol_pipeline.api.fields import AsOfDate, CleanStr, Equity, Price, Quantity, Symbol
 from symbol_pipeline.services import portfolio as service
 
 router = APIRouter(tags=["portfolios"])
@@ -66,23 +65,11 @@ class PortfolioIn(_Strict):
 
 class PositionIn(_Strict):
     portfolio_id: CleanStr = Field(max_length=64)
-    symbol: StrictStr = Field(description="Ticker: letters, digits and . - ^ =, at most 20 characters")
+    symbol: Symbol
     quantity: Quantity
     entry_price: Price | None = None
     entry_date: AsOfDate | None = None
     investment_class: CleanStr = Field("equity", max_length=32)
-
-    @field_validator("symbol")
-    @classmethod
-    def _symbol(cls, value: str) -> str:
-        return validate_symbol(value)
-
-    @field_validator("quantity")
-    @classmethod
-    def _quantity(cls, value: float) -> float:
-        if value == 0:
-            raise ValueError("quantity must not be zero (shorts are negative)")
-        return value
 
 
 @router.post("/api/v1/portfolios", status_code=201)

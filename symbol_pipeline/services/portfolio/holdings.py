@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Connection, Engine
 
-from symbol_pipeline.services.portfolio.book import check_not_future, parse_portfolio_id, position_doc
+from symbol_pipeline.services.portfolio.book import parse_portfolio_id, position_doc
 from symbol_pipeline.services.portfolio.errors import DateOutOfRangeError, NotFoundError
+from symbol_pipeline.services.portfolio.inputs import check_date
 from symbol_pipeline.storage.portfolio import book as book_store
 from symbol_pipeline.storage.portfolio import holdings as store
 from symbol_pipeline.storage.portfolio.holdings import day_numbers
@@ -215,7 +216,7 @@ def holdings_as_of(bind: Engine | Connection, portfolio_id: Any, date: dt.date |
     in the future or before the portfolio's first date.
     """
     pid = parse_portfolio_id(portfolio_id)
-    day = check_not_future(date)
+    day = check_date(date)
     with reading(bind) as conn:
         if owner_id is not None:
             found = store.portfolio_owner(conn, pid)
@@ -237,7 +238,7 @@ def page_of_positions(engine: Engine, portfolio_id: Any, as_of: dt.date | None =
     date (`quantity`, in shares of that date after splits) beside the quantity recorded in force
     (`recorded_quantity`, from `quantity_date`); a page of them and how many there are."""
     pid = parse_portfolio_id(portfolio_id)
-    day = check_not_future(as_of)
+    day = check_date(as_of)
     with engine.connect() as conn:
         owner = store.portfolio_owner(conn, pid)
         if owner is None or (owner_id is not None and owner != owner_id):
