@@ -201,7 +201,9 @@ def read_book(conn: Connection, portfolio_ids: Sequence[str] | None, days: Seque
     pids = sorted(set(equity_rows["portfolio_id"].astype(str))) if portfolio_ids is None else list(portfolio_ids)
     splits = pd.DataFrame(columns=["symbol", "date", "split_ratio"])
     if len(rows):
-        since = pd.Timestamp(rows["effective_date"].min()).date()
+        # numpy, not pandas: a date stored before 1677 (a year-1 row from before the rules) is out of
+        # pandas' nanosecond range but still a day number.
+        since = np.datetime64(int(day_numbers(rows["effective_date"]).min()), "D").item()
         splits = store.split_rows(conn, sorted(set(rows["symbol"])), since, max(day_list))
     return book_from_rows(pids, day_numbers(day_list), rows, equity_rows, splits)
 
@@ -250,7 +252,7 @@ def page_of_positions(engine: Engine, portfolio_id: Any, as_of: dt.date | None =
         page = held.iloc[offset: None if limit is None else offset + limit]
         rows = {r.id: r for r in book_store.positions_by_id(conn, page["position_id"].tolist())}
     docs = []
-    recorded_on = pd.to_datetime(page["quantity_day"].to_numpy(), unit="D").strftime("%Y-%m-%d").tolist()
+    recorded_on = np.datetime_as_string(page["quantity_day"].to_numpy(dtype=np.int64).astype("datetime64[D]")).tolist()
     for position_id, quantity, recorded, since in zip(page["position_id"].tolist(), page["quantity"].tolist(),
                                                       page["recorded_quantity"].tolist(), recorded_on):
         docs.append({**position_doc(rows[position_id]), "quantity": quantity, "recorded_quantity": recorded,
