@@ -66,14 +66,21 @@ Price = Annotated[StrictInt | StrictFloat, AfterValidator(rules.price),
 Equity = Annotated[StrictInt | StrictFloat, AfterValidator(rules.equity),
                    Field(description=f"Cash equity in USD: 0 < x ≤ {MAX_EQUITY:g}",
                          json_schema_extra=_bounds(0, MAX_EQUITY, exclusive_low=True))]
-CleanStr = Annotated[str, AfterValidator(rules.clean_text)]
+# The pattern documents the rule (and steers generated test bodies); the validator enforces it.
+CLEAN_TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
+CleanStr = Annotated[str, AfterValidator(rules.clean_text), Field(json_schema_extra={"pattern": CLEAN_TEXT_PATTERN})]
 Symbol = Annotated[StrictStr, Field(min_length=1, max_length=2 * MAX_SYMBOL_LENGTH,
                                     description="Ticker: ASCII letters, digits and . - ^ =, at most 20 characters, "
                                                 "starting with a letter, a digit or ^"),
                    AfterValidator(validate_symbol)]
-# BeforeValidator: pydantic alone reads 0 or "0" as 1970-01-01 (seconds since the epoch).
+# BeforeValidator: pydantic alone reads 0 or "0" as 1970-01-01 (seconds since the epoch). The
+# pattern says what it can of the range (years 1995 to 2099); the validator holds the exact one.
+DATE_PATTERN = r"^(199[5-9]|20[0-9][0-9])-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 AsOfDate = Annotated[dt.date, BeforeValidator(rules.parse_date), AfterValidator(rules.date_in_range),
                      Field(description=f"YYYY-MM-DD, from {EARLIEST_DATE} (the exchange calendar's first session) "
-                                       "to today")]
+                                       "to today", json_schema_extra={"pattern": DATE_PATTERN})]
+InvestmentClass = Annotated[str, AfterValidator(rules.investment_class),
+                            Field(description="1 to 32 ASCII letters, digits, _ or - (lower-cased)",
+                                  json_schema_extra={"pattern": f"^[A-Za-z0-9_-]{{1,{rules.MAX_INVESTMENT_CLASS}}}$"})]
 ScenarioName = Annotated[str, Field(min_length=1, max_length=MAX_SCENARIO_NAME)]
 ScenarioNames = Annotated[list[ScenarioName] | None, AfterValidator(_scenarios)]
