@@ -51,3 +51,19 @@ def test_rows_the_rules_refuse_are_read_without_error(engine, tmp_path, capsys):
     assert main(["positions", "list", pf["id"], "--database-url", url]) == 0
     out = capsys.readouterr().out
     assert {p["symbol"] for p in json.loads(out)} == {"AAA", "=CMD"}
+
+
+def test_a_user_named_before_the_rules_can_still_queue_symbols(engine, tmp_path):
+    """Names of 61 to 64 characters were accepted before the rules; `api:<name>` then overflowed the
+    queue's 64-character requested_by, a 500 on PostgreSQL for every new symbol."""
+    name = "n" * 64
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO users (name, is_admin) VALUES (:n, false)"), {"n": name})
+    user = svc.get_user(engine, name)
+    key = svc.issue_api_key(engine, name)
+    pf = svc.create_portfolio(engine, user.id, "p", 1000)
+    app = create_app(ApiSettings(database_url=engine.url.render_as_string(hide_password=False), data_dir=tmp_path))
+    with served(app) as port, httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        reply = client.post("/api/v1/positions", json={"portfolio_id": pf["id"], "symbol": "NEWCO", "quantity": 1},
+                            headers={"Authorization": f"Bearer {key}"})
+    assert reply.status_code == 201 and reply.json()["pending_symbols"] == ["NEWCO"], reply.text

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from symbol_pipeline.api.deps import Caller, Db
+from symbol_pipeline.api.deps import Caller, Db, requester
 from symbol_pipeline.api.fields import AsOfDate, CleanStr, Equity, InvestmentClass, Price, Quantity, Symbol
 from symbol_pipeline.api.openapi_extras import IMPORT_BODY, portfolio_links, position_links
 from symbol_pipeline.services import portfolio as service
@@ -94,7 +94,7 @@ def create_position(body: PositionIn, caller: Caller, engine: Db) -> dict[str, A
     return service.add_position(
         engine, body.portfolio_id, body.symbol, body.quantity, entry_price=body.entry_price,
         entry_date=body.entry_date, investment_class=body.investment_class, owner_id=caller.id,
-        requested_by=f"api:{caller.name}",
+        requested_by=requester(caller),
     )
 
 
@@ -226,4 +226,4 @@ async def import_positions(portfolio_id: str, request: Request, caller: Caller, 
         return Response('{"detail":"Content-Type must be text/csv or application/json"}', status_code=415,
                         media_type="application/json")
     return await run_in_threadpool(call, engine, portfolio_id, text, owner_id=caller.id,
-                                   requested_by=f"api:{caller.name}")
+                                   requested_by=requester(caller))
