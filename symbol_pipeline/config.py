@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from symbol_pipeline.lib import rules
+from symbol_pipeline.lib.text import quote
 from symbol_pipeline.services.window import (
     DEFAULT_PARTITION_SESSIONS,
     PARTITION_SESSIONS_ENV,
@@ -134,7 +136,8 @@ def apply_dagster_event_settings() -> None:
 
 
 def parse_date(text: str) -> dt.date:
+    """A date the way every input writes it (lib/rules.parse_date: YYYY-MM-DD, ASCII digits)."""
     try:
-        return dt.date.fromisoformat(text)
+        return rules.parse_date(text)
     except ValueError as exc:
-        raise ValueError(f"not a date in YYYY-MM-DD form: {text!r}") from exc
+        raise ValueError(f"not a date in YYYY-MM-DD form: {quote(text)}") from exc

@@ -19,7 +19,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
+from starlette.exceptions import HTTPException
 
+from symbol_pipeline.api.docs import install_docs
+from symbol_pipeline.api.errors import short_http_exception_handler
+from symbol_pipeline.api.headers import SingleAuthorizationMiddleware
 from symbol_pipeline.api.limits import (
     DEFAULT_MAX_BODY_BYTES,
     MAX_BODY_ENV,
@@ -80,8 +84,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
         anyio.to_thread.current_default_thread_limiter().total_tokens = SERVING_THREADS
         yield
 
+    # docs_url/redoc_url None: FastAPI's pages load Swagger UI and ReDoc from public CDNs; install_docs
+    # serves the same pages from the package.
     app = FastAPI(title="symbol_pipeline portfolio API", version="1", lifespan=lifespan,
-                  description="Portfolio factor exposures, stress tests and symbol status.")
+                  description="Portfolio factor exposures, stress tests and symbol status.",
+                  docs_url=None, redoc_url=None)
     app.state.engine = engine
     app.state.settings = settings
 
@@ -103,11 +110,14 @@ def create_app(settings: ApiSettings) -> FastAPI:
     # endpoint imports files yet, so one limit for all paths).
     app.add_middleware(BodyLimitMiddleware, authenticate=caller_for,
                        limit_for=portfolios.body_limits(settings.max_body_bytes))
+    # Added last, so outermost: two Authorization headers are refused before anything reads one.
+    app.add_middleware(SingleAuthorizationMiddleware)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(HTTPException, short_http_exception_handler)
 
     @app.exception_handler(service.NotFoundError)
     async def _not_found(_: Request, exc: service.NotFoundError):
-        return _error(404, str(exc))
+        return _error(404, short_message(str(exc)))  # a message may quote the path
 
     @app.exception_handler(service.ValidationError)
     async def _invalid(_: Request, exc: service.ValidationError):
@@ -115,8 +125,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     @app.exception_handler(service.StressDataError)
     async def _no_data(_: Request, exc: service.StressDataError):
-        return _error(409, str(exc))
+        return _error(409, short_message(str(exc)))
 
     for router in ROUTERS:
         app.include_router(router)
+    install_docs(app)
     return app

@@ -82,3 +82,9 @@ def checked_symbol(symbol: str) -> str:
         return validate_symbol(symbol)
     except InvalidSymbolError as exc:
         raise HTTPException(422, str(exc)) from None
+
+
+def requester(caller: service.User) -> str:
+    """Who asked, as the onboarding queue records it (`requested_by`, 64 characters): `api:<name>`,
+    cut for a name of 61 to 64 characters stored before the rules allowed 60 (else a 500)."""
+    return f"api:{caller.name}"[:64]

@@ -163,6 +163,8 @@ def short_validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]
             del error["ctx"]
         if "msg" in error:
             error["msg"] = _short(str(error["msg"]))
+        if "loc" in error:  # an unknown JSON key is part of the location, and may be 60,000 characters
+            error["loc"] = [_short(part) if isinstance(part, str) else part for part in error["loc"]]
         out.append(error)
     return out
 

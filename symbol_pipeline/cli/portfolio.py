@@ -139,6 +139,8 @@ def _serve(args) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `users`, `portfolios`, `positions` and `serve` to the main parser's sub-commands."""
+    # Numbers are passed on as text: the service reads them with the rules every input obeys
+    # (lib/rules.number), which refuse what float() accepts and they must not ("١٢٣", "nan", "1_000").
     db = argparse.ArgumentParser(add_help=False)
     db.add_argument("--database-url", help="default: SYMBOL_PIPELINE_DATABASE_URL or the local SQLite file")
 
@@ -162,7 +164,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = pf.add_parser("create", parents=[db])
     p.add_argument("--user", required=True, help="owner")
     p.add_argument("--name", required=True)
-    p.add_argument("--equity", type=float, required=True, help="cash equity in USD (> 0)")
+    p.add_argument("--equity", required=True, help="cash equity in USD (> 0)")
     p.add_argument("--currency", default="USD", help="only USD is supported")
     p.set_defaults(func=_portfolios_create)
     p = pf.add_parser("list", parents=[db])
@@ -176,7 +178,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_portfolios_history)
     p = pf.add_parser("equity", parents=[db], help="record the equity from a date on")
     p.add_argument("portfolio")
-    p.add_argument("equity", type=float)
+    p.add_argument("equity")
     p.add_argument("--effective-date", type=parse_date, help="default: today")
     p.add_argument("--user")
     p.set_defaults(func=_portfolios_equity)
@@ -190,23 +192,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = ps.add_parser("add", parents=[db])
     p.add_argument("portfolio")
     p.add_argument("symbol")
-    p.add_argument("quantity", type=float, help="signed; shorts negative")
-    p.add_argument("--entry-price", type=float)
+    p.add_argument("quantity", help="signed; shorts negative")
+    p.add_argument("--entry-price")
     p.add_argument("--entry-date")
     p.add_argument("--investment-class", default="equity")
     p.add_argument("--user", help="act as this user (ownership checked)")
     p.set_defaults(func=_positions_add)
     p = ps.add_parser("update", parents=[db], help="a new quantity from a date on, or a corrected entry price")
     p.add_argument("position_id", type=int)
-    p.add_argument("--quantity", type=float, help="in shares of the effective date")
+    p.add_argument("--quantity", help="in shares of the effective date")
     p.add_argument("--effective-date", type=parse_date, help="default: today")
-    p.add_argument("--entry-price", type=float)
+    p.add_argument("--entry-price")
     p.add_argument("--user")
     p.set_defaults(func=_positions_update)
     p = ps.add_parser("close", parents=[db])
     p.add_argument("position_id", type=int)
     p.add_argument("--exit-date")
-    p.add_argument("--exit-price", type=float)
+    p.add_argument("--exit-price")
     p.add_argument("--user")
     p.set_defaults(func=_positions_close)
     p = ps.add_parser("import", parents=[db], help="CSV with header symbol,quantity[,entry_price,entry_date,"

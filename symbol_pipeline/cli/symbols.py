@@ -8,7 +8,6 @@ import datetime as dt
 import math
 import sys
 
-from symbol_pipeline.api.fields import EARLIEST_DATE, today
 from symbol_pipeline.cli.console import RunConsole, execute_here, request_and_follow
 from symbol_pipeline.cli.errors import CliError
 from symbol_pipeline.cli.errors import err as _err
@@ -18,7 +17,9 @@ from symbol_pipeline.definitions import build_definitions
 from symbol_pipeline.defs.resources import price_source_resource
 from symbol_pipeline.lib import sessions
 from symbol_pipeline.lib.factors import FACTOR_NAMES, REGRESSOR_ETFS, with_regressor_etfs
+from symbol_pipeline.lib.rules import EARLIEST_DATE, today
 from symbol_pipeline.lib.symbols import parse_symbol_list, validate_symbols
+from symbol_pipeline.lib.text import printable
 from symbol_pipeline.runs.follow import RunFollower, expected_materializations
 from symbol_pipeline.runs.instance import get_instance
 from symbol_pipeline.runs.keys import DAILY_RUN_KIND, RUN_KIND_TAG, SYMBOL_DIMENSION
@@ -231,7 +232,7 @@ def cmd_symbols(args: argparse.Namespace) -> int:
                 f"last factors {status.last_factor_date or '-'}"
                 + (f" (stale: the universe is at {status.latest_factor_date})" if status.stale else "")
                 + (f"\tqueue {status.queue_status}" if status.queue_status else "")
-                + (f"\terror: {status.error_message}" if status.error_message else "")
+                + (f"\terror: {printable(status.error_message)}" if status.error_message else "")
             )
     return code
 
@@ -243,9 +244,12 @@ def operator_symbols(engine, action: str, symbols: list[str], args: argparse.Nam
         for row in rows:
             retry = f"next retry {row['next_retry_at']}" if row["next_retry_at"] else "no automatic retry"
             waiting = f"queue {row['queue_status']} p{row['priority']} by {row['requested_by']}" if row["queue_status"] else ""
-            print("\t".join([row["symbol"], row["status"], waiting,
-                             f"{row['retry_attempts']} failed attempt(s), {retry}" if row["status"] == "error" else "",
-                             row["error_message"] or ""]).rstrip())
+            # printable: a requester's name or a reason stored with a newline or an escape sequence
+            # (before the rules refused them) prints as \n or \x1b, one line per symbol.
+            print("\t".join(printable(cell) for cell in [
+                row["symbol"], row["status"], waiting,
+                f"{row['retry_attempts']} failed attempt(s), {retry}" if row["status"] == "error" else "",
+                row["error_message"] or ""]).rstrip())
         _err(f"{len(rows)} symbol(s)")
         return 0
     if action == "retry":

@@ -10,7 +10,9 @@ import pandas as pd
 
 EXCHANGE = "XNYS"
 EXCHANGE_TIMEZONE = "America/New_York"
-_CALENDAR_START = "1995-01-03"
+# The calendar's first session, and so the earliest date any input may name (lib/rules.py): before
+# it the calendar cannot say what a session is, and no price, beta or covariance can exist.
+FIRST_SESSION = dt.date(1995, 1, 3)
 # A fixed end, not exchange_calendars' default (a year after the day the calendar is built): two
 # processes started on different days must list the same holidays, or their date partitions
 # differ (issue 17). The holiday rules reach any year; ad hoc closures arrive with the package.
@@ -27,9 +29,13 @@ class NotATradingDayError(ValueError):
     """A date that is not an NYSE session."""
 
 
+class OutsideCalendarError(ValueError):
+    """A date, or a window of sessions, the exchange calendar cannot serve (before FIRST_SESSION)."""
+
+
 @lru_cache(maxsize=1)
 def _calendar() -> xcals.ExchangeCalendar:
-    return xcals.get_calendar(EXCHANGE, start=_CALENDAR_START, end=_CALENDAR_END)
+    return xcals.get_calendar(EXCHANGE, start=FIRST_SESSION.isoformat(), end=_CALENDAR_END)
 
 
 def _ts(day: dt.date | str) -> pd.Timestamp:
@@ -47,16 +53,34 @@ def require_session(day: dt.date | str) -> dt.date:
 
 
 def sessions_between(start: dt.date | str, end: dt.date | str) -> pd.DatetimeIndex:
-    """Sessions in [start, end], both ends included, as tz-naive midnight timestamps."""
+    """Sessions in [start, end], both ends included, as tz-naive midnight timestamps; a start before
+    FIRST_SESSION raises OutsideCalendarError (the calendar cannot say there were none)."""
     if _ts(end) < _ts(start):
         return pd.DatetimeIndex([])
+    if _ts(start) < _calendar().first_session:
+        raise OutsideCalendarError(f"{_ts(start).date()} is before {FIRST_SESSION}, the exchange calendar's first session")
     return _calendar().sessions_in_range(_ts(start), _ts(end))
 
 
-def sessions_ending(day: dt.date | str, count: int) -> pd.DatetimeIndex:
-    """The `count` sessions ending at `day` (a session) inclusive."""
+def sessions_ending(day: dt.date | str, count: int, *, partial: bool = False) -> pd.DatetimeIndex:
+    """The `count` sessions ending at `day` (its session, or the one before) inclusive.
+
+    A window that would begin before FIRST_SESSION raises OutsideCalendarError, unless `partial`:
+    then it is the sessions from FIRST_SESSION on (fewer than `count`, none before it).
+    """
     cal = _calendar()
+    if _ts(day) < cal.first_session:
+        if partial:
+            return pd.DatetimeIndex([])
+        raise OutsideCalendarError(f"{_ts(day).date()} is before {FIRST_SESSION}, the exchange calendar's first session")
     end = cal.date_to_session(_ts(day), direction="previous")
+    available = cal.sessions.get_loc(end) + 1
+    if available < count:
+        if partial:
+            return cal.sessions[:available]
+        raise OutsideCalendarError(
+            f"the {count} sessions ending on {end.date()} would begin before {FIRST_SESSION}, the exchange "
+            f"calendar's first session (only {available} exist by then)")
     return cal.sessions_window(end, -count)
 
 

@@ -1,12 +1,22 @@
-"""Ticker validation: the one rule every entry point applies."""
+"""Ticker validation: the one rule every entry point applies (the API, the CLI, imports, sources).
+
+A symbol is 1 to 20 ASCII characters: letters, digits and . - ^ =, the first a letter, a digit or
+`^` (an index such as ^IRX), at least one letter or digit. ASCII lower case is upper-cased; any other
+character is refused, never folded (Unicode upper-casing turns `ſpy` into SPY and `ß` into SS) nor
+stripped (a control character inside a ticker is a mistake, not padding). `=CMD` (a spreadsheet
+formula), `^` and `....` are refused: they name nothing a price source could fetch.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
 
+from symbol_pipeline.lib.text import first_control_character, quote
+
 MAX_SYMBOL_LENGTH = 20
-_SYMBOL_RE = re.compile(r"^[A-Z0-9.\-^=]{1,20}$")
+# re.ASCII: without it [A-Z] is still ASCII, but the rule should not depend on that subtlety.
+_SYMBOL_RE = re.compile(r"[A-Z0-9^][A-Z0-9.\-^=]*", re.ASCII)
 
 
 class InvalidSymbolError(ValueError):
@@ -14,18 +24,29 @@ class InvalidSymbolError(ValueError):
 
 
 def validate_symbol(raw: str) -> str:
-    """Return the upper-cased ticker, or raise InvalidSymbolError saying what is wrong."""
+    """Return the upper-cased ticker, or raise InvalidSymbolError saying which rule it breaks."""
     if not isinstance(raw, str):
         raise InvalidSymbolError(f"symbol must be a string, got {type(raw).__name__}")
-    symbol = raw.strip().upper()
-    if not symbol:
+    text = raw.strip(" ")  # spaces only: a CSV cell's padding; a tab or newline is refused below
+    if not text:
         raise InvalidSymbolError("symbol is empty")
-    if len(symbol) > MAX_SYMBOL_LENGTH:
-        raise InvalidSymbolError(f"symbol {raw!r} is longer than {MAX_SYMBOL_LENGTH} characters")
-    if not _SYMBOL_RE.match(symbol):
+    control = first_control_character(text)
+    if control is not None:
+        raise InvalidSymbolError(f"symbol {quote(raw)} holds a control character ({control})")
+    if not text.isascii():
+        where = next(i for i, ch in enumerate(text) if not ch.isascii())
+        raise InvalidSymbolError(f"symbol {quote(raw)} holds a non-ASCII character (U+{ord(text[where]):04X} at "
+                                 f"position {where}); tickers are ASCII letters, digits and . - ^ =")
+    if len(text) > MAX_SYMBOL_LENGTH:
+        raise InvalidSymbolError(f"symbol {quote(raw)} is longer than {MAX_SYMBOL_LENGTH} characters")
+    symbol = text.upper()  # ASCII by now: upper() cannot fold anything into a different ticker
+    if not _SYMBOL_RE.fullmatch(symbol):
         raise InvalidSymbolError(
-            f"symbol {raw!r} may only hold letters, digits and . - ^ = (e.g. BRK-B, ^IRX)"
+            f"symbol {quote(raw)} may only hold letters, digits and . - ^ =, starting with a letter, a digit "
+            f"or ^ (e.g. BRK-B, ^IRX, CL=F)"
         )
+    if not any(ch.isalnum() for ch in symbol):
+        raise InvalidSymbolError(f"symbol {quote(raw)} needs at least one letter or digit")
     return symbol
 
 

@@ -48,13 +48,20 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+def _create_engine(url: str | sa.URL, **options: Any) -> Engine:
+    """sa.create_engine with bound parameters kept out of errors and logs: a failed statement's
+    message (which a 500's traceback logs at the default level) would otherwise carry an API key's
+    hash or a position's symbol and quantity."""
+    return sa.create_engine(url, hide_parameters=True, **options)
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`, creating the SQLite file's folder when needed."""
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 60})
+        engine = _create_engine(url, connect_args={"timeout": 60})
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
@@ -66,7 +73,7 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return _create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
 
 @lru_cache(maxsize=8)
@@ -82,7 +89,7 @@ def serving_engine(url: str) -> Engine:
     if url.startswith("postgresql"):
         # At least as many connections as the server runs threads (SERVING_THREADS): a smaller
         # pool with overflow opened and closed a connection on many requests.
-        return sa.create_engine(url, pool_size=SERVING_THREADS, max_overflow=4, pool_pre_ping=False,
+        return _create_engine(url, pool_size=SERVING_THREADS, max_overflow=4, pool_pre_ping=False,
                                 pool_recycle=600)
     return cached_engine(url)
 
@@ -100,7 +107,7 @@ def autocommit(engine: Engine) -> Engine:
     found = _autocommit.get(engine)
     if found is None:
         if is_postgres(engine):
-            found = sa.create_engine(engine.url, isolation_level="AUTOCOMMIT", pool_size=SERVING_THREADS,
+            found = _create_engine(engine.url, isolation_level="AUTOCOMMIT", pool_size=SERVING_THREADS,
                                      max_overflow=4, pool_pre_ping=False, pool_recycle=600)
             sa.event.listen(engine, "engine_disposed", lambda _conn, child=found: child.dispose())
         else:

@@ -12,11 +12,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from symbol_pipeline.api.deps import Caller, Db
-from symbol_pipeline.api.fields import AsOfDate, CleanStr, Equity, Price, Quantity
-from symbol_pipeline.lib.symbols import validate_symbol
+from symbol_pipeline.api.deps import Caller, Db, requester
+from symbol_pipeline.api.fields import AsOfDate, CleanStr, Equity, InvestmentClass, Price, Quantity, Symbol
+from symbol_pipeline.api.openapi_extras import IMPORT_BODY, portfolio_links, position_links
 from symbol_pipeline.services import portfolio as service
 
 router = APIRouter(tags=["portfolios"])
@@ -61,31 +61,20 @@ class _Strict(BaseModel):
 class PortfolioIn(_Strict):
     name: CleanStr = Field(min_length=1, max_length=128)
     equity: Equity
-    currency: CleanStr = Field("USD", max_length=16, description="Only USD is supported")
+    currency: CleanStr = Field("USD", max_length=16, description="Only USD is supported",
+                               json_schema_extra={"enum": ["USD"]})
 
 
 class PositionIn(_Strict):
     portfolio_id: CleanStr = Field(max_length=64)
-    symbol: StrictStr = Field(description="Ticker: letters, digits and . - ^ =, at most 20 characters")
+    symbol: Symbol
     quantity: Quantity
     entry_price: Price | None = None
     entry_date: AsOfDate | None = None
-    investment_class: CleanStr = Field("equity", max_length=32)
-
-    @field_validator("symbol")
-    @classmethod
-    def _symbol(cls, value: str) -> str:
-        return validate_symbol(value)
-
-    @field_validator("quantity")
-    @classmethod
-    def _quantity(cls, value: float) -> float:
-        if value == 0:
-            raise ValueError("quantity must not be zero (shorts are negative)")
-        return value
+    investment_class: InvestmentClass = "equity"
 
 
-@router.post("/api/v1/portfolios", status_code=201)
+@router.post("/api/v1/portfolios", status_code=201, responses={201: {"links": portfolio_links("$response.body#/id")}})
 def create_portfolio(body: PortfolioIn, caller: Caller, engine: Db) -> dict[str, Any]:
     return service.create_portfolio(engine, caller.id, body.name, body.equity, body.currency)
 
@@ -98,13 +87,14 @@ def list_portfolios(caller: Caller, engine: Db, request: Request, response: Resp
     return _paged(request, response, docs, total, limit, offset)
 
 
-@router.post("/api/v1/positions", status_code=201)
+@router.post("/api/v1/positions", status_code=201,
+             responses={201: {"links": position_links("$response.body#/position/id")}})
 def create_position(body: PositionIn, caller: Caller, engine: Db) -> dict[str, Any]:
     """Add a position; symbols the universe does not know are queued and named in `pending_symbols`."""
     return service.add_position(
         engine, body.portfolio_id, body.symbol, body.quantity, entry_price=body.entry_price,
         entry_date=body.entry_date, investment_class=body.investment_class, owner_id=caller.id,
-        requested_by=f"api:{caller.name}",
+        requested_by=requester(caller),
     )
 
 
@@ -159,7 +149,7 @@ class PositionChangeIn(_Strict):
     effective_date: AsOfDate | None = Field(None, description="From when the quantity applies (default today)")
     entry_price: Price | None = None
     entry_date: AsOfDate | None = Field(None, description="A corrected entry date: the first quantity applies from it")
-    investment_class: CleanStr | None = Field(None, max_length=32)
+    investment_class: InvestmentClass | None = None
 
 
 class CloseIn(_Strict):
@@ -190,7 +180,8 @@ def get_position(position_id: int, caller: Caller, engine: Db) -> dict[str, Any]
 
 
 @router.patch("/api/v1/positions/{position_id}",
-              responses={200: {"content": {"application/json": {"example": _POSITION_EXAMPLE}}}})
+              responses={200: {"content": {"application/json": {"example": _POSITION_EXAMPLE}},
+                               "links": position_links("$response.body#/id")}})
 def change_position(position_id: int, body: PositionChangeIn, caller: Caller, engine: Db) -> dict[str, Any]:
     """A new quantity from `effective_date` on (earlier dates keep theirs), or a corrected entry price,
     entry date or investment class, of an open position."""
@@ -201,7 +192,8 @@ def change_position(position_id: int, body: PositionChangeIn, caller: Caller, en
 
 @router.post("/api/v1/positions/{position_id}/close",
              responses={200: {"content": {"application/json": {"example": {
-                 **_POSITION_EXAMPLE, "exit_date": "2024-06-20", "exit_price": 201.0}}}}})
+                 **_POSITION_EXAMPLE, "exit_date": "2024-06-20", "exit_price": 201.0}}},
+                 "links": portfolio_links("$response.body#/portfolio_id")}})
 def close_position(position_id: int, caller: Caller, engine: Db, body: CloseIn | None = None) -> dict[str, Any]:
     """Close the position on `exit_date` (default today): it is not held on that date or after."""
     body = body or CloseIn()
@@ -209,19 +201,12 @@ def close_position(position_id: int, caller: Caller, engine: Db, body: CloseIn |
                                   owner_id=caller.id)
 
 
-_IMPORT_BODY = {"required": True, "content": {
-    "text/csv": {"schema": {"type": "string"}, "example": "symbol,quantity,entry_price,entry_date\n"
-                                                          "AAPL,1000,190.5,2024-06-03\nMSFT,-200,,\n"},
-    "application/json": {"schema": {"type": "array", "items": {"type": "object"}}, "example": [
-        {"symbol": "AAPL", "quantity": 1000, "entry_price": 190.5, "entry_date": "2024-06-03"},
-        {"symbol": "MSFT", "quantity": -200}]},
-}}
-
-
 @router.post(f"/api/v1/portfolios/{{portfolio_id}}{IMPORT_PATH_SUFFIX}", status_code=201,
-             openapi_extra={"requestBody": _IMPORT_BODY},
+             openapi_extra={"requestBody": IMPORT_BODY},
              responses={201: {"content": {"application/json": {"example": {
-                 "positions": [_POSITION_EXAMPLE], "pending_symbols": []}}}},
+                 "positions": [_POSITION_EXAMPLE], "pending_symbols": []}}},
+                 "links": {**position_links("$response.body#/positions/0/id"),
+                           "DeletePortfolio": portfolio_links("$request.path.portfolio_id")["DeletePortfolio"]}},
                  413: {"description": f"Body larger than {IMPORT_MAX_BODY_ENV} (default 16 MB)"}})
 async def import_positions(portfolio_id: str, request: Request, caller: Caller, engine: Db) -> dict[str, Any]:
     """Add every position of a CSV (`Content-Type: text/csv`, header
@@ -241,4 +226,4 @@ async def import_positions(portfolio_id: str, request: Request, caller: Caller, 
         return Response('{"detail":"Content-Type must be text/csv or application/json"}', status_code=415,
                         media_type="application/json")
     return await run_in_threadpool(call, engine, portfolio_id, text, owner_id=caller.id,
-                                   requested_by=f"api:{caller.name}")
+                                   requested_by=requester(caller))

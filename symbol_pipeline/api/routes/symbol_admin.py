@@ -4,17 +4,15 @@ once, or reject them for good. Every route needs an admin key."""
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from symbol_pipeline.api.deps import Admin, Db
-from symbol_pipeline.api.fields import CleanStr
-from symbol_pipeline.lib.symbols import validate_symbol
+from symbol_pipeline.api.fields import CleanStr, Symbol
 from symbol_pipeline.services import symbols as symbol_service
 
 router = APIRouter(tags=["admin"])
 
 MAX_SYMBOLS_PER_REQUEST = 1000
-Symbol = Annotated[str, Field(min_length=1, max_length=40), AfterValidator(validate_symbol)]
 
 
 class SymbolsIn(BaseModel):

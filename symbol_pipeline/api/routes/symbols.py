@@ -24,7 +24,8 @@ def get_symbol_status(symbol: str, _: Caller, engine: Db) -> dict[str, Any]:
 @router.get("/api/v1/symbols/{symbol}/factors")
 def get_symbol_factors(symbol: str, _: Caller, engine: Db, date: AsOfDate | None = None) -> dict[str, Any]:
     """The twelve betas with r², observations and quality on `date` (default: the latest; any
-    calendar date from 1900-01-01 to today, the latest rows on or before it)."""
+    calendar date from 1995-01-03, the exchange calendar's first session, to today: the latest rows
+    on or before it)."""
     symbol = checked_symbol(symbol)
     day, rows = symbol_service.symbol_factors(engine, symbol, date)
     if not rows:

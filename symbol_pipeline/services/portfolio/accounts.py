@@ -9,7 +9,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
+from symbol_pipeline.lib import rules
 from symbol_pipeline.services.portfolio.errors import NotFoundError, ValidationError
+from symbol_pipeline.services.portfolio.inputs import checked
 from symbol_pipeline.storage.dialect import autocommit
 from symbol_pipeline.storage.portfolio import accounts as store
 
@@ -36,9 +38,9 @@ def _hash_key(api_key: str) -> str:
 
 
 def create_user(engine: Engine, name: str, is_admin: bool = False) -> User:
-    name = (name or "").strip()
-    if not name or len(name) > 64:
-        raise ValidationError("user name must be 1 to 64 characters")
+    # No control characters: a name is printed in `symbols queue` and the admin API, where a newline
+    # or an escape sequence would forge lines.
+    name = checked("user name", rules.user_name, name)
     with engine.begin() as conn:
         if store.user_by_name(conn, name) is not None:
             raise ValidationError(f"user {name!r} already exists")

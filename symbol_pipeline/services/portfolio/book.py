@@ -8,85 +8,27 @@ belongs to someone else is reported exactly like a missing one.
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
-from symbol_pipeline.lib.symbols import InvalidSymbolError, validate_symbol
+from symbol_pipeline.lib import rules
 from symbol_pipeline.services.portfolio.documents import iso
-from symbol_pipeline.services.portfolio.errors import (
-    DateOutOfRangeError,
-    NonPositiveEquityError,
-    NotFoundError,
-    ValidationError,
-)
+from symbol_pipeline.services.portfolio.errors import NonPositiveEquityError, NotFoundError, ValidationError
+from symbol_pipeline.services.portfolio.inputs import POSITION_FIELDS as _POSITION_FIELDS
+from symbol_pipeline.services.portfolio.inputs import checked, today
+from symbol_pipeline.services.portfolio.inputs import clean_position as _clean_position
+from symbol_pipeline.services.portfolio.inputs import effective as _effective
+from symbol_pipeline.services.portfolio.inputs import finite as _finite
 from symbol_pipeline.storage.portfolio import book as store
 from symbol_pipeline.storage.portfolio import cache as cache_store
 from symbol_pipeline.storage.portfolio import changes as change_log
 from symbol_pipeline.storage.universe import STATUS_PENDING, enqueue_symbols, known_symbols
 
 SUPPORTED_CURRENCIES = ("USD",)
-MAX_NAME_LENGTH = 128
-_INVESTMENT_CLASS_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
-_POSITION_FIELDS = {"symbol", "quantity", "entry_price", "entry_date", "investment_class"}
-
-
-# --- validation of input ----------------------------------------------------------------------
-
-
-def _finite(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise ValidationError(f"{what} must be a number, got {value!r}") from None
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValidationError(f"{what} must be a finite number, got {value!r}")
-    return value
-
-
-def _date(value: Any, what: str) -> dt.date | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise ValidationError(f"{what} must be a date in YYYY-MM-DD form, got {value!r}") from None
-
-
-def today() -> dt.date:
-    return dt.date.today()
-
-
-def check_not_future(day: dt.date | None, what: str = "as_of") -> dt.date:
-    """`day`, or today when None; a date after today is an error naming it."""
-    now = today()
-    if day is None:
-        return now
-    if day > now:
-        raise DateOutOfRangeError(f"{what} {day.isoformat()} is in the future (today is {now.isoformat()})")
-    return day
-
-
-def _effective(value: Any, what: str = "effective_date") -> dt.date:
-    """An effective date from input: today when absent, never in the future."""
-    return check_not_future(_date(value, what), what)
-
-
-def _symbol(value: Any) -> str:
-    try:
-        return validate_symbol(value)
-    except InvalidSymbolError as exc:
-        raise ValidationError(str(exc)) from None
+MAX_NAME_LENGTH = rules.MAX_PORTFOLIO_NAME
 
 
 def parse_portfolio_id(value: Any) -> str:
@@ -95,39 +37,6 @@ def parse_portfolio_id(value: Any) -> str:
         return str(uuid.UUID(str(value)))
     except (ValueError, TypeError, AttributeError):
         raise NotFoundError(f"portfolio {value!r} not found") from None
-
-
-def _clean_position(raw: Mapping[str, Any], where: str = "") -> dict[str, Any]:
-    prefix = f"{where}: " if where else ""
-    unknown = set(raw) - _POSITION_FIELDS
-    if unknown:
-        raise ValidationError(f"{prefix}unknown fields {sorted(unknown)}")
-    try:
-        if "symbol" not in raw or "quantity" not in raw:
-            raise ValidationError("symbol and quantity are required")
-        quantity = _finite(raw["quantity"], "quantity")
-        if quantity == 0:
-            raise ValidationError("quantity must not be zero (shorts are negative)")
-        entry_price = raw.get("entry_price")
-        if entry_price is not None and entry_price != "":
-            entry_price = _finite(entry_price, "entry_price")
-            if entry_price <= 0:
-                raise ValidationError(f"entry_price must be positive, got {entry_price}")
-        else:
-            entry_price = None
-        investment_class = (raw.get("investment_class") or "equity")
-        if (not isinstance(investment_class, str) or len(investment_class) > 32
-                or not set(investment_class.lower()) <= _INVESTMENT_CLASS_CHARS):
-            raise ValidationError("investment_class must be up to 32 letters, digits, _ or -")
-        return {
-            "symbol": _symbol(raw["symbol"]),
-            "quantity": quantity,
-            "entry_price": entry_price,
-            "entry_date": _effective(raw.get("entry_date"), "entry_date"),
-            "investment_class": investment_class.lower(),
-        }
-    except ValidationError as exc:
-        raise ValidationError(f"{prefix}{exc}") from None
 
 
 # --- portfolios -------------------------------------------------------------------------------
@@ -161,10 +70,8 @@ def _record_change(conn: Connection, portfolio_id: str, kind: str) -> None:
 
 
 def create_portfolio(engine: Engine, owner_id: int, name: str, equity: Any, currency: str = "USD") -> dict[str, Any]:
-    name = (name or "").strip() if isinstance(name, str) else ""
-    if not name or len(name) > MAX_NAME_LENGTH:
-        raise ValidationError(f"portfolio name must be 1 to {MAX_NAME_LENGTH} characters")
-    equity = _finite(equity, "equity")
+    name = checked("portfolio name", lambda v: rules.name(v, MAX_NAME_LENGTH), name)
+    equity = _finite(equity, "equity", rules.MAX_EQUITY)
     if equity <= 0:
         raise NonPositiveEquityError(f"equity must be positive, got {equity}")
     if currency not in SUPPORTED_CURRENCIES:
@@ -203,7 +110,7 @@ def set_equity(engine: Engine, portfolio_id: Any, equity: Any, owner_id: int | N
                effective_date: Any = None) -> dict[str, Any]:
     """Record the portfolio's equity from `effective_date` on (default today; it may be zero or
     negative after losses). Earlier equities stay recorded: past dates keep theirs."""
-    equity = _finite(equity, "equity")
+    equity = _finite(equity, "equity", rules.MAX_EQUITY)
     day = _effective(effective_date)
     with engine.begin() as conn:
         row = _owned_portfolio(conn, portfolio_id, owner_id)

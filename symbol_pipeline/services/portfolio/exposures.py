@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from symbol_pipeline.lib import exposures as exposure_lib
 from symbol_pipeline.lib.factors import FACTOR_NAMES
 from symbol_pipeline.services.portfolio import holdings
-from symbol_pipeline.services.portfolio.book import check_not_future, parse_portfolio_id
+from symbol_pipeline.services.portfolio.book import parse_portfolio_id
 from symbol_pipeline.services.portfolio.cache import (
     CACHE_EXPOSURES,
     DEFAULT_CACHE_TTL,
@@ -26,6 +26,7 @@ from symbol_pipeline.services.portfolio.cache import (
 )
 from symbol_pipeline.services.portfolio.documents import dumps, iso, number_texts
 from symbol_pipeline.services.portfolio.errors import DateOutOfRangeError, NonPositiveEquityError
+from symbol_pipeline.services.portfolio.inputs import check_date
 from symbol_pipeline.services.symbols import unavailable_symbols, with_unavailable
 from symbol_pipeline.storage import latest
 from symbol_pipeline.storage.dialect import autocommit
@@ -216,7 +217,7 @@ def compute_portfolio_exposures(engine: Engine, portfolio_ids: Sequence[str] | N
     it, is reported in `errors`; the rest go on.
     """
     ids = None if not portfolio_ids else sorted({parse_portfolio_id(p) for p in portfolio_ids})
-    day = check_not_future(as_of)
+    day = check_date(as_of)
     with engine.begin() as conn:
         prices_date, betas_date = latest.snapshot_dates(conn, as_of)
         versions = book.equity_and_version(conn, ids)
@@ -258,7 +259,7 @@ def exposures_text(engine: Engine, portfolio_id: Any, as_of: dt.date | None, own
                    ttl: dt.timedelta) -> tuple[str, str, bool]:
     """(JSON document, cache key, cache hit) for one portfolio on the holdings of as_of (default
     today). A hit is one round trip."""
-    day = check_not_future(as_of)
+    day = check_date(as_of)
     with autocommit(engine).connect() as conn:
         pid, head, key, cached = lookup_exposures(conn, portfolio_id, as_of, owner_id)
         if cached is not None:

@@ -22,10 +22,10 @@ from symbol_pipeline.lib import exposures as exposure_lib
 from symbol_pipeline.lib.factors import FACTOR_NAMES
 from symbol_pipeline.lib.sessions import sessions_between, sessions_ending
 from symbol_pipeline.services.portfolio import holdings
-from symbol_pipeline.services.portfolio.book import check_not_future
 from symbol_pipeline.services.portfolio.cache import DEFAULT_CACHE_TTL, lookup_document, write_one
 from symbol_pipeline.services.portfolio.documents import iso
 from symbol_pipeline.services.portfolio.errors import ValidationError
+from symbol_pipeline.services.portfolio.inputs import check_date
 from symbol_pipeline.storage.dialect import autocommit
 from symbol_pipeline.storage.portfolio import holdings as store
 from symbol_pipeline.storage.portfolio.holdings import day_numbers
@@ -116,16 +116,19 @@ def _compute(pid: str, start: dt.date, end: dt.date, sessions: pd.DatetimeIndex,
 
 def _resolve_range(start: dt.date | None, end: dt.date | None, first: dt.date | None,
                    pid: str) -> tuple[dt.date, dt.date, pd.DatetimeIndex]:
-    end_day = check_not_future(end, "end")
+    end_day = check_date(end, "end")
     if first is None:
         raise holdings.DateOutOfRangeError(f"portfolio {pid} has no history")
+    # The rule of `as_of`: a date before the first date is a 422, whichever end of the range it is.
+    holdings.check_not_before(end_day, first, pid, "end")
     if start is not None:
         if start > end_day:
             raise ValidationError(f"start {start.isoformat()} is after end {end_day.isoformat()}")
         holdings.check_not_before(start, first, pid, "start")
         start_day = start
     else:
-        start_day = max(sessions_ending(end_day, DEFAULT_SESSIONS)[0].date(), first)
+        # partial: near the calendar's first session the default range is the sessions there are.
+        start_day = max(sessions_ending(end_day, DEFAULT_SESSIONS, partial=True)[0].date(), first)
     sessions = sessions_between(start_day, end_day)
     if len(sessions) > MAX_SESSIONS:
         raise ValidationError(f"{len(sessions)} sessions from {start_day} to {end_day}; at most {MAX_SESSIONS}")
@@ -140,7 +143,7 @@ def exposure_history_json(engine: Engine, portfolio_id: Any, start: dt.date | No
     start/end default to the 252 sessions ending today, clipped to the portfolio's first date; a
     start before it, or a date in the future, is a DateOutOfRangeError (a 422).
     """
-    end_day = check_not_future(end, "end")
+    end_day = check_date(end, "end")
     with autocommit(engine).connect() as conn:
         pid, head, key, cached = lookup_document(
             conn, portfolio_id, CACHE_EXPOSURE_HISTORY, end_day, owner_id,

@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Connection, Engine
 
-from symbol_pipeline.services.portfolio.book import check_not_future, parse_portfolio_id, position_doc
+from symbol_pipeline.services.portfolio.book import parse_portfolio_id, position_doc
 from symbol_pipeline.services.portfolio.errors import DateOutOfRangeError, NotFoundError
+from symbol_pipeline.services.portfolio.inputs import check_date
 from symbol_pipeline.storage.portfolio import book as book_store
 from symbol_pipeline.storage.portfolio import holdings as store
 from symbol_pipeline.storage.portfolio.holdings import day_numbers
@@ -200,7 +201,9 @@ def read_book(conn: Connection, portfolio_ids: Sequence[str] | None, days: Seque
     pids = sorted(set(equity_rows["portfolio_id"].astype(str))) if portfolio_ids is None else list(portfolio_ids)
     splits = pd.DataFrame(columns=["symbol", "date", "split_ratio"])
     if len(rows):
-        since = pd.Timestamp(rows["effective_date"].min()).date()
+        # numpy, not pandas: a date stored before 1677 (a year-1 row from before the rules) is out of
+        # pandas' nanosecond range but still a day number.
+        since = np.datetime64(int(day_numbers(rows["effective_date"]).min()), "D").item()
         splits = store.split_rows(conn, sorted(set(rows["symbol"])), since, max(day_list))
     return book_from_rows(pids, day_numbers(day_list), rows, equity_rows, splits)
 
@@ -215,7 +218,7 @@ def holdings_as_of(bind: Engine | Connection, portfolio_id: Any, date: dt.date |
     in the future or before the portfolio's first date.
     """
     pid = parse_portfolio_id(portfolio_id)
-    day = check_not_future(date)
+    day = check_date(date)
     with reading(bind) as conn:
         if owner_id is not None:
             found = store.portfolio_owner(conn, pid)
@@ -237,7 +240,7 @@ def page_of_positions(engine: Engine, portfolio_id: Any, as_of: dt.date | None =
     date (`quantity`, in shares of that date after splits) beside the quantity recorded in force
     (`recorded_quantity`, from `quantity_date`); a page of them and how many there are."""
     pid = parse_portfolio_id(portfolio_id)
-    day = check_not_future(as_of)
+    day = check_date(as_of)
     with engine.connect() as conn:
         owner = store.portfolio_owner(conn, pid)
         if owner is None or (owner_id is not None and owner != owner_id):
@@ -249,7 +252,7 @@ def page_of_positions(engine: Engine, portfolio_id: Any, as_of: dt.date | None =
         page = held.iloc[offset: None if limit is None else offset + limit]
         rows = {r.id: r for r in book_store.positions_by_id(conn, page["position_id"].tolist())}
     docs = []
-    recorded_on = pd.to_datetime(page["quantity_day"].to_numpy(), unit="D").strftime("%Y-%m-%d").tolist()
+    recorded_on = np.datetime_as_string(page["quantity_day"].to_numpy(dtype=np.int64).astype("datetime64[D]")).tolist()
     for position_id, quantity, recorded, since in zip(page["position_id"].tolist(), page["quantity"].tolist(),
                                                       page["recorded_quantity"].tolist(), recorded_on):
         docs.append({**position_doc(rows[position_id]), "quantity": quantity, "recorded_quantity": recorded,

@@ -1,4 +1,10 @@
-"""Importing positions from CSV or JSON text: the CLI's and the HTTP API's one validation, all or nothing."""
+"""Importing positions from CSV or JSON text: the CLI's and the HTTP API's one validation, all or nothing.
+
+Whatever the text holds is a ValidationError naming the line or the rule, never another exception:
+a CSV field beyond the parser's limit (`_csv.Error`), JSON nested deeper than the parser recurses
+(RecursionError), a number beyond float range. Every row then goes through `inputs.clean_position`,
+the rules of the single-position endpoints.
+"""
 
 from __future__ import annotations
 
@@ -17,16 +23,22 @@ CSV_HEADER = "symbol,quantity[,entry_price,entry_date,investment_class]"
 
 
 def csv_rows(text: str) -> list[dict[str, Any]]:
-    """The rows of a CSV with header symbol,quantity[,entry_price,entry_date,investment_class]."""
+    """The rows of a CSV with header symbol,quantity[,entry_price,entry_date,investment_class].
+
+    Cells lose surrounding spaces only: a tab or a control character is part of the value, and the
+    rules refuse it rather than strip it."""
     reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames or not {"symbol", "quantity"} <= {f.strip() for f in reader.fieldnames}:
-        raise ValidationError("CSV needs a header with at least the columns symbol,quantity")
-    rows = []
-    for row in reader:
-        if None in row:
-            raise ValidationError(f"CSV line {reader.line_num}: more fields than the header")
-        rows.append({k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items()
-                     if v not in (None, "") or k.strip() in ("symbol", "quantity")})
+    try:
+        if not reader.fieldnames or not {"symbol", "quantity"} <= {f.strip(" ") for f in reader.fieldnames}:
+            raise ValidationError("CSV needs a header with at least the columns symbol,quantity")
+        rows = []
+        for row in reader:
+            if None in row:
+                raise ValidationError(f"CSV line {reader.line_num}: more fields than the header")
+            rows.append({k.strip(" "): (v.strip(" ") if isinstance(v, str) else v) for k, v in row.items()
+                         if v not in (None, "") or k.strip(" ") in ("symbol", "quantity")})
+    except csv.Error as exc:  # a field over csv.field_size_limit() (128 KiB), a NUL byte, ...
+        raise ValidationError(f"CSV line {reader.line_num + 1}: {exc}") from None
     return rows
 
 
@@ -36,6 +48,8 @@ def json_rows(text: str | bytes) -> list[dict[str, Any]]:
         doc = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationError(f"not valid JSON: {exc}") from None
+    except RecursionError:  # [[[[...: the parser recurses once per level
+        raise ValidationError("not valid JSON: nested too deeply (a position list is two levels deep)") from None
     if isinstance(doc, Mapping) and set(doc) == {"positions"}:
         doc = doc["positions"]
     if not isinstance(doc, list) or not all(isinstance(r, Mapping) for r in doc):

@@ -15,12 +15,12 @@ from sqlalchemy.engine import Connection, Engine
 from symbol_pipeline.lib import risk as risk_lib
 from symbol_pipeline.lib import stress as stress_lib
 from symbol_pipeline.lib.factors import REGRESSOR_ETFS
-from symbol_pipeline.lib.sessions import sessions_ending
 from symbol_pipeline.services.portfolio import holdings
-from symbol_pipeline.services.portfolio.book import check_not_future
 from symbol_pipeline.services.portfolio.cache import DEFAULT_CACHE_TTL, exposure_cache_key, lookup_document, write_one
 from symbol_pipeline.services.portfolio.documents import dumps, iso, number
 from symbol_pipeline.services.portfolio.errors import NonPositiveEquityError, StressDataError
+from symbol_pipeline.services.portfolio.inputs import check_date
+from symbol_pipeline.services.portfolio.stress import covariance_window
 from symbol_pipeline.storage import betas as beta_store
 from symbol_pipeline.storage import latest
 from symbol_pipeline.storage.dialect import autocommit
@@ -83,7 +83,7 @@ def holdings_on(conn: Connection, portfolio_id: str, day: dt.date, as_of: dt.dat
 
 def factor_return_window(conn: Connection, day: dt.date) -> pd.DataFrame:
     """The eight ETFs' daily returns over the stress tests' covariance window ending at `day`, (252, 8)."""
-    window = sessions_ending(day, stress_lib.COVARIANCE_SESSIONS + 1)
+    window = covariance_window(day)
     prices = latest.etf_price_history(conn, REGRESSOR_ETFS, window[0].date(), window[-1].date())
     return stress_lib.etf_returns(prices, window, REGRESSOR_ETFS)
 
@@ -161,7 +161,7 @@ def risk_document(pid: str, day: dt.date, holdings: Holdings, rows: pd.DataFrame
 def portfolio_risk_json(engine: Engine, portfolio_id: Any, as_of: dt.date | None = None, owner_id: int | None = None,
                         ttl: dt.timedelta = DEFAULT_CACHE_TTL) -> tuple[str, bool]:
     """The risk document as JSON text (served as is by the API) and whether the cache answered."""
-    held_on = check_not_future(as_of)  # the holdings of as_of, today's by default (as the exposures)
+    held_on = check_date(as_of)  # the holdings of as_of, today's by default (as the exposures)
     with autocommit(engine).connect() as conn:
         pid, head, key, cached = lookup_document(
             conn, portfolio_id, CACHE_RISK, as_of, owner_id,

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sqlalchemy.engine import Connection, Engine
 
 from symbol_pipeline.lib import stress as stress_lib
 from symbol_pipeline.lib.factors import FACTOR_NAMES, FACTORS, FAMILY_MARKET, FAMILY_RATES, FAMILY_RIDGE, REGRESSOR_ETFS
-from symbol_pipeline.lib.sessions import sessions_ending
+from symbol_pipeline.lib.sessions import OutsideCalendarError, sessions_ending
 from symbol_pipeline.services.portfolio.cache import (
     CACHE_STRESS,
     DEFAULT_CACHE_TTL,
@@ -26,7 +27,7 @@ from symbol_pipeline.services.portfolio.cache import (
     write_one,
 )
 from symbol_pipeline.services.portfolio.documents import dumps, iso, number
-from symbol_pipeline.services.portfolio.errors import StressDataError, ValidationError
+from symbol_pipeline.services.portfolio.errors import DateOutOfRangeError, StressDataError, ValidationError
 from symbol_pipeline.services.portfolio.exposures import compute_portfolio_exposures, exposures_text
 from symbol_pipeline.storage import latest
 from symbol_pipeline.storage.portfolio import cache as cache_store
@@ -86,9 +87,18 @@ class Covariance:
     error: str | None = None
 
 
+def covariance_window(day: dt.date) -> pd.DatetimeIndex:
+    """The COVARIANCE_SESSIONS + 1 sessions ending at `day`; a day so close to the exchange calendar's
+    first session (1995-01-03) that the window would begin before it is a DateOutOfRangeError (422)."""
+    try:
+        return sessions_ending(day, stress_lib.COVARIANCE_SESSIONS + 1)
+    except OutsideCalendarError as exc:
+        raise DateOutOfRangeError(f"date {day}: the covariance window cannot be served: {exc}") from None
+
+
 def etf_covariance(engine_or_conn: Engine | Connection, calc_date: dt.date) -> Covariance:
     """EWMA covariance of the eight ETFs over the 252 sessions ending at calc_date (never today)."""
-    window = sessions_ending(calc_date, stress_lib.COVARIANCE_SESSIONS + 1)
+    window = covariance_window(calc_date)
     start, end = window[0].date(), window[-1].date()
     if isinstance(engine_or_conn, Engine):
         with engine_or_conn.connect() as conn:
