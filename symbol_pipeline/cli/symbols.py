@@ -123,8 +123,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _move_window(instance, engine, settings, console: RunConsole) -> None:
+    # The window's code is needed by the daily step only: `symbols list` and friends stay light.
     from symbol_pipeline.defs.symbols.window import partitions_for
-    from symbol_pipeline.runs.window import move_window
+    from symbol_pipeline.runs.window import move_window  # the same reason
 
     report = move_window(instance, engine, settings.window_rule, partitions_for, by="symbol-pipeline run")
     if report.plan.moves:
