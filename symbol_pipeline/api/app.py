@@ -113,6 +113,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
     async def _invalid(_: Request, exc: service.ValidationError):
         return _error(422, short_message(str(exc)))  # a message may quote the input
 
+    @app.exception_handler(service.ConflictError)
+    async def _conflict(_: Request, exc: service.ConflictError):
+        return _error(409, str(exc))
+
     @app.exception_handler(service.StressDataError)
     async def _no_data(_: Request, exc: service.StressDataError):
         return _error(409, str(exc))

@@ -7,6 +7,7 @@ plain SELECTs elsewhere), and prepared statements.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import weakref
 from collections.abc import Iterable, Sequence
@@ -113,10 +114,41 @@ def is_postgres(bind: Connection | Engine) -> bool:
     return bind.dialect.name == "postgresql"
 
 
+# --- serialising writers ----------------------------------------------------------------------
+
+
+def take_write_lock(conn: Connection) -> None:
+    """SQLite: take the database's write lock now (BEGIN IMMEDIATE) unless this transaction holds it.
+
+    pysqlite begins a transaction only at the first INSERT/UPDATE/DELETE, so what a transaction
+    read before then may be stale by the time it writes (and upgrading a read to a write can fail
+    at once with "database is locked"). Taken first, the lock makes every writer wait its turn
+    (up to the busy timeout) and read what the previous one committed: SQLite serialises changes
+    database-wide. PostgreSQL locks rows instead (`with_for_update`, `lock_name`); no-op there.
+    """
+    if is_postgres(conn):
+        return
+    raw = conn.connection.dbapi_connection
+    if not getattr(raw, "in_transaction", True):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def lock_name(conn: Connection, name: str) -> None:
+    """Hold a lock named `name` until the transaction ends: a transaction-level advisory lock on
+    PostgreSQL (for what has no row to lock, such as a requester's daily count), the database's
+    write lock on SQLite."""
+    if not is_postgres(conn):
+        take_write_lock(conn)
+        return
+    digest = hashlib.blake2b(f"symbol_pipeline:{name}".encode(), digest_size=8).digest()
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": int.from_bytes(digest, "big", signed=True)})
+
+
 # --- upserts ----------------------------------------------------------------------------------
 
 
-def _insert(bind: Connection | Engine, table: sa.Table):
+def insert_statement(bind: Connection | Engine, table: sa.Table):
+    """The dialect's INSERT for `table`, the one with ON CONFLICT clauses."""
     return postgresql.insert(table) if is_postgres(bind) else sqlite.insert(table)
 
 
@@ -136,7 +168,7 @@ def upsert(
     keys = [c.name for c in table.primary_key.columns]
     columns = list(rows[0].keys())
     update = [c for c in (update_columns if update_columns is not None else columns) if c not in keys]
-    stmt = _insert(conn, table)
+    stmt = insert_statement(conn, table)
     if update:
         stmt = stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in update})
     else:

@@ -43,6 +43,7 @@ from symbol_pipeline.services.portfolio.cache import (
     invalidate_portfolio_cache,
 )
 from symbol_pipeline.services.portfolio.errors import (
+    ConflictError,
     DateOutOfRangeError,
     NonPositiveEquityError,
     NotFoundError,
@@ -86,5 +87,5 @@ __all__ = [
     "invalidate_all_caches", "invalidate_portfolio_cache", "issue_api_key", "list_portfolios", "list_positions",
     "load_scenarios", "portfolio_factor_exposures_json", "remembered_user", "revoke_api_key", "run_stress_test",
     "set_equity", "update_position",
-    "CACHE_RISK", "RiskDataError", "get_portfolio_risk", "portfolio_risk_json",
+    "CACHE_RISK", "RiskDataError", "get_portfolio_risk", "portfolio_risk_json", "ConflictError",
 ]

@@ -15,6 +15,10 @@ class ValidationError(ServiceError, ValueError):
     """Bad input; nothing was written."""
 
 
+class ConflictError(ServiceError):
+    """The change does not apply to the current state (a position closed meanwhile); nothing was written."""
+
+
 class NonPositiveEquityError(ValidationError):
     """Weights are market value / equity: undefined when equity is zero or negative."""
 
