@@ -27,10 +27,11 @@ from symbol_pipeline.api.limits import (
     short_message,
     validation_error_handler,
 )
+from symbol_pipeline.api.outages import OutageMiddleware
 from symbol_pipeline.api.routes import admin, analytics, portfolios, risk, symbol_admin, symbols
 from symbol_pipeline.config import get_settings, normalise_database_url
 from symbol_pipeline.services import portfolio as service
-from symbol_pipeline.services.serving import SERVING_THREADS, open_serving_engine
+from symbol_pipeline.services.serving import SERVING_THREADS, open_serving_engine, outage
 
 ROUTERS = (symbols.router, portfolios.router, analytics.router, risk.router, admin.router, symbol_admin.router)
 
@@ -103,6 +104,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     # endpoint imports files yet, so one limit for all paths).
     app.add_middleware(BodyLimitMiddleware, authenticate=caller_for,
                        limit_for=portfolios.body_limits(settings.max_body_bytes))
+    # Added last, so outermost: a database outage anywhere below, the key check included, is a 503.
+    app.add_middleware(OutageMiddleware, classify=outage)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
 
     @app.exception_handler(service.NotFoundError)
