@@ -8,6 +8,7 @@ and `app_from_environment` is the factory for `uvicorn --factory`.
 """
 
 
+import asyncio
 import contextlib
 import os
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 
+from symbol_pipeline.api import parsing
 from symbol_pipeline.api.limits import (
     DEFAULT_MAX_BODY_BYTES,
     MAX_BODY_ENV,
@@ -29,7 +31,14 @@ from symbol_pipeline.api.limits import (
 )
 from symbol_pipeline.api.outages import OutageMiddleware
 from symbol_pipeline.api.routes import admin, analytics, portfolios, risk, symbol_admin, symbols
-from symbol_pipeline.config import get_settings, normalise_database_url
+from symbol_pipeline.api.server import DEFAULT_HEADER_TIMEOUT, HEADER_TIMEOUT_ENV
+from symbol_pipeline.config import (
+    DEFAULT_IMPORT_MAX_BYTES,
+    DEFAULT_IMPORT_MAX_ROWS,
+    IMPORT_MAX_ROWS_ENV,
+    get_settings,
+    normalise_database_url,
+)
 from symbol_pipeline.services import portfolio as service
 from symbol_pipeline.services.serving import SERVING_THREADS, open_serving_engine, outage
 
@@ -43,14 +52,18 @@ def _error(status: int, message: str) -> JSONResponse:
 @dataclass(frozen=True)
 class ApiSettings:
     """What the API process is given: its database, the Dagster data folder the admin endpoints
-    launch runs in, how long an accepted key is remembered, an extra stress scenarios file, and
-    the largest request body accepted (413 beyond it, before anything is parsed)."""
+    launch runs in, how long an accepted key is remembered, an extra stress scenarios file, the
+    largest request body accepted (413 beyond it, before anything is parsed), an import's largest
+    body and most rows, and how long a connection may take to send a request's headers."""
 
     database_url: str
     data_dir: Path
     auth_cache_seconds: float = service.DEFAULT_AUTH_CACHE_SECONDS
     scenarios_file: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_import_bytes: int = DEFAULT_IMPORT_MAX_BYTES
+    max_import_rows: int = DEFAULT_IMPORT_MAX_ROWS
+    header_timeout_seconds: float = DEFAULT_HEADER_TIMEOUT
 
 
 def api_settings(database_url: str | None = None) -> ApiSettings:
@@ -63,6 +76,9 @@ def api_settings(database_url: str | None = None) -> ApiSettings:
                                                 service.DEFAULT_AUTH_CACHE_SECONDS)),
         scenarios_file=os.environ.get("SYMBOL_PIPELINE_SCENARIOS_FILE") or None,
         max_body_bytes=int(os.environ.get(MAX_BODY_ENV) or DEFAULT_MAX_BODY_BYTES),
+        max_import_bytes=settings.import_max_bytes,
+        max_import_rows=settings.import_max_rows,
+        header_timeout_seconds=float(os.environ.get(HEADER_TIMEOUT_ENV) or DEFAULT_HEADER_TIMEOUT),
     )
 
 
@@ -79,7 +95,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI):
         anyio.to_thread.current_default_thread_limiter().total_tokens = SERVING_THREADS
+        # The body-parsing worker starts in the background, ready before the first large body.
+        warming = asyncio.ensure_future(parsing.warm_up())
         yield
+        warming.cancel()
 
     app = FastAPI(title="symbol_pipeline portfolio API", version="1", lifespan=lifespan,
                   description="Portfolio factor exposures, stress tests and symbol status.")
@@ -103,7 +122,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     # Every request with a body is authenticated before a byte of it is read, then bounded (no
     # endpoint imports files yet, so one limit for all paths).
     app.add_middleware(BodyLimitMiddleware, authenticate=caller_for,
-                       limit_for=portfolios.body_limits(settings.max_body_bytes))
+                       limit_for=portfolios.body_limits(settings.max_body_bytes, settings.max_import_bytes))
     # Added last, so outermost: a database outage anywhere below, the key check included, is a 503.
     app.add_middleware(OutageMiddleware, classify=outage)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
@@ -115,6 +134,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
     @app.exception_handler(service.ValidationError)
     async def _invalid(_: Request, exc: service.ValidationError):
         return _error(422, short_message(str(exc)))  # a message may quote the input
+
+    @app.exception_handler(service.TooManyRowsError)
+    async def _too_many_rows(_: Request, exc: service.TooManyRowsError):
+        return _error(413, f"{exc}: the limit is {IMPORT_MAX_ROWS_ENV}")
 
     @app.exception_handler(service.ConflictError)
     async def _conflict(_: Request, exc: service.ConflictError):

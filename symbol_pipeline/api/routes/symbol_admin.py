@@ -8,10 +8,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from symbol_pipeline.api.deps import Admin, Db
 from symbol_pipeline.api.fields import CleanStr
+from symbol_pipeline.api.parsing import OffloadedRoute
 from symbol_pipeline.lib.symbols import validate_symbol
 from symbol_pipeline.services import symbols as symbol_service
 
-router = APIRouter(tags=["admin"])
+router = APIRouter(tags=["admin"], route_class=OffloadedRoute)
 
 MAX_SYMBOLS_PER_REQUEST = 1000
 Symbol = Annotated[str, Field(min_length=1, max_length=40), AfterValidator(validate_symbol)]
