@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from fastapi import HTTPException, Request, Response
@@ -76,8 +77,19 @@ async def warm_up() -> None:
 
 
 async def offload(function: Callable[..., Any], *args: Any) -> Any:
-    """`function(*args)` in the parsing worker; its exceptions are raised here."""
-    return await asyncio.get_running_loop().run_in_executor(_executor(), function, *args)
+    """`function(*args)` in the parsing worker; its exceptions are raised here. A worker that died
+    (killed, out of memory) breaks its pool for good: the pool is replaced for the next request,
+    and this one is a 503."""
+    global _pool
+    pool = _executor()
+    try:
+        return await asyncio.get_running_loop().run_in_executor(pool, function, *args)
+    except BrokenProcessPool:
+        if _pool is pool:
+            _pool = None
+            pool.shutdown(wait=False)
+        raise HTTPException(503, "the request body parser restarted: try again",
+                            headers={"Retry-After": "1"}) from None
 
 
 def holds_more_values(doc: Any, limit: int) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 
 import httpx
 import pytest
@@ -109,3 +110,15 @@ def test_large_bodies_are_parsed_in_another_process(monkeypatch):
     small, large = b"[" + b"1," * 100 + b"1]", b"[1" + b" " * parsing.INLINE_BYTES + b"]"
     assert len(asyncio.run(request(small).json())) == 101 and sent == []
     assert asyncio.run(request(large).json()) == [1] and sent == [len(large)]
+
+
+def test_a_dead_parsing_worker_is_a_503_then_replaced(api):
+    client, engine, pid = api
+    padded = json.dumps({"portfolio_id": pid, "symbol": "AAA", "quantity": 3}).encode() + b" " * 100_000
+    headers = {"Content-Type": "application/json"}
+    assert client.post("/api/v1/positions", content=padded, headers=headers).status_code == 201
+    os.kill(asyncio.run(parsing.offload(os.getpid)), signal.SIGKILL)
+    cut = client.post("/api/v1/positions", content=padded, headers=headers)
+    assert cut.status_code == 503 and cut.headers["Retry-After"] == "1", cut.text
+    assert client.post("/api/v1/positions", content=padded, headers=headers).status_code == 201
+    assert _held(engine, pid) == 2
