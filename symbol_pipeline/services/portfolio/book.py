@@ -254,10 +254,8 @@ def position_doc(row) -> dict[str, Any]:
 
 
 def _queue_unknown_symbols(conn: Connection, symbols: Sequence[str], requested_by: str) -> list[str]:
-    """Queue symbols the universe does not know; return every one of them not yet ready.
-
-    The statuses are read after queueing: a symbol another request queued a moment ago (and
-    committed while this one waited on it) is pending here too, as in a serial order."""
+    """Queue symbols the universe does not know; return every one of them not yet ready (read after
+    queueing: one a racing request queued while this one waited on it is pending, as serially)."""
     symbols = list(dict.fromkeys(symbols))
     enqueue_symbols(conn, symbols, requested_by=requested_by, priority=1)
     after = known_symbols(conn, symbols)
@@ -290,16 +288,13 @@ def add_position(engine: Engine, portfolio_id: Any, symbol: Any, quantity: Any, 
 
 
 def _owned_position(conn: Connection, position_id: Any, owner_id: int | None, *, lock: bool = False):
-    """The position (with its owner) if `owner_id` may see it; with `lock`, its portfolio is locked
-    first and the position read after, so the row is the one the previous change committed."""
+    """The position (with its owner) if `owner_id` may see it; with `lock`, read after its portfolio is locked."""
     try:
         pid = int(position_id)
     except (TypeError, ValueError):
         raise NotFoundError(f"position {position_id!r} not found") from None
     if lock:
-        portfolio = store.portfolio_of_position(conn, pid)
-        if portfolio is not None:
-            store.lock_portfolio(conn, portfolio)
+        store.lock_portfolio_of_position(conn, pid)
     row = store.position_row(conn, pid)
     if row is None or (owner_id is not None and row.owner_id != owner_id):
         raise NotFoundError(f"position {position_id} not found")

@@ -85,9 +85,12 @@ def lock_portfolio(conn: Connection, portfolio_id: str):
     return conn.execute(sa.select(portfolios).where(portfolios.c.id == portfolio_id).with_for_update()).first()
 
 
-def portfolio_of_position(conn: Connection, position_id: int) -> str | None:
-    """The id of the portfolio a position belongs to (it never changes), to lock before the position."""
-    return conn.execute(sa.select(positions.c.portfolio_id).where(positions.c.id == position_id)).scalar()
+def lock_portfolio_of_position(conn: Connection, position_id: int) -> None:
+    """Lock the portfolio a position belongs to (`lock_portfolio`; a position never changes portfolio),
+    so that the position read next is the one the previous change committed. Nothing if no such position."""
+    portfolio_id = conn.execute(sa.select(positions.c.portfolio_id).where(positions.c.id == position_id)).scalar()
+    if portfolio_id is not None:
+        lock_portfolio(conn, portfolio_id)
 
 
 def update_portfolio(conn: Connection, portfolio_id: str, **values: Any) -> None:
