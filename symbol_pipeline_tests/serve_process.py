@@ -2,6 +2,8 @@
 
 The server runs as production runs it (the CLI's `serve`, its protocol and settings), in its own
 process, so that races, timeouts and database faults meet the real event loop, threads and pool.
+The root conftest starts one per backend for the session (`sqlite_api_server`, `pg_api_server`):
+a server start costs seconds of imports, and the tests that use one each create their own users.
 """
 
 from __future__ import annotations
@@ -15,10 +17,22 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
+
+from symbol_pipeline.storage.database import get_engine
+from symbol_pipeline_tests.portfolio_data import seed_symbols
+
+# Told apart in pg_stat_activity: the server's connections, which fault tests terminate.
+APP_NAME = "sp_served_api"
+# What the shared servers are started with: the onboarding cap the race tests fill, and a header
+# timeout short enough for the slow-client test, long enough that no other client on a busy
+# machine is ever that slow.
+SERVED_ENV = {"SYMBOL_PIPELINE_ONBOARDING_DAILY_CAP": "100", "SYMBOL_PIPELINE_API_HEADER_TIMEOUT_SECONDS": "3"}
 
 
 def free_port() -> int:
@@ -94,3 +108,26 @@ class Racers:
         self.pool.shutdown()
         for client in self.clients:
             client.close()
+
+
+@dataclass(frozen=True)
+class ServedApi:
+    """A running `symbol-pipeline serve`: its base URL, and the test's own engine on its database."""
+
+    base: str
+    engine: sa.Engine
+    backend: str
+    database: str  # the PostgreSQL database's name; the file's path on SQLite
+
+
+def served_api(url: str, folder: Path, backend: str) -> Iterator[ServedApi]:
+    """Start the server on `url` (created or upgraded first, symbol AAA priced with a beta) for as
+    long as the generator runs."""
+    engine = get_engine(url)
+    seed_symbols(engine, {"AAA": {"market_beta": 1.0}}, {"AAA": 10.0})
+    server_url = f"{url}?application_name={APP_NAME}" if backend == "postgresql" else url
+    try:
+        with serve_process(server_url, folder, SERVED_ENV) as base:
+            yield ServedApi(base, engine, backend, url.rsplit("/", 1)[1])
+    finally:
+        engine.dispose()

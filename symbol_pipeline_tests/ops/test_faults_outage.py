@@ -16,45 +16,33 @@ import pytest
 import sqlalchemy as sa
 
 from symbol_pipeline.services import portfolio as service
-from symbol_pipeline.storage.database import get_engine
-from symbol_pipeline.storage.dialect import cached_engine
 from symbol_pipeline.storage.portfolio_schema import portfolio_changes, portfolios, positions
 from symbol_pipeline.storage.schema import symbol_onboarding_queue, symbol_universe
 from symbol_pipeline_tests.conftest import PG_ADMIN_URL
-from symbol_pipeline_tests.portfolio_data import seed_symbols
-from symbol_pipeline_tests.serve_process import Racers, serve_process
+from symbol_pipeline_tests.serve_process import APP_NAME, Racers
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-APP_NAME = "sp_outage"  # the server's connections, told apart in pg_stat_activity
 BURST = 16
 
 
 @pytest.fixture(scope="module")
-def outage_api(new_pg_database, tmp_path_factory):
-    url = new_pg_database("sp_outage")
-    database = url.rsplit("/", 1)[1]
-    engine = get_engine(url)
-    seed_symbols(engine, {"AAA": {"market_beta": 1.2}}, {"AAA": 10.0})
+def outage_api(pg_api_server):
+    """The session's PostgreSQL server (conftest), a user of its own with one portfolio, 16 clients."""
+    engine, database = pg_api_server.engine, pg_api_server.database
     user = service.create_user(engine, "outage")
     headers = {"Authorization": f"Bearer {service.issue_api_key(engine, 'outage')}"}
     pid = service.create_portfolio(engine, user.id, "through outages", 1_000_000)["id"]
     service.add_position(engine, pid, "AAA", 100)
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    folder = tmp_path_factory.mktemp("outage")
+    racers = Racers(pg_api_server.base, BURST, headers)
     try:
-        with serve_process(f"{url}?application_name={APP_NAME}", folder) as base:
-            racers = Racers(base, BURST, headers)
-            try:
-                yield racers, engine, admin, database, pid
-            finally:
-                racers.close()
+        yield racers, engine, admin, database, pid
     finally:
+        racers.close()
         with admin.connect() as conn:
             conn.execute(sa.text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'))
         admin.dispose()
-        engine.dispose()
-        cached_engine.cache_clear()
 
 
 def _burst(racers: Racers, pid: str) -> list:

@@ -27,12 +27,9 @@ import pytest
 import sqlalchemy as sa
 
 from symbol_pipeline.services import portfolio as service
-from symbol_pipeline.storage.database import get_engine
-from symbol_pipeline.storage.dialect import cached_engine
 from symbol_pipeline.storage.portfolio_schema import portfolio_changes, position_quantities, positions
 from symbol_pipeline.storage.schema import symbol_onboarding_queue, symbol_universe
-from symbol_pipeline_tests.portfolio_data import seed_symbols
-from symbol_pipeline_tests.serve_process import Racers, serve_process
+from symbol_pipeline_tests.serve_process import SERVED_ENV, Racers
 
 pytestmark = [pytest.mark.slow]
 
@@ -62,26 +59,16 @@ class Served:
         return service.create_portfolio(self.engine, owner.id, "raced", 1_000_000)["id"]
 
 
-def _served(url: str, folder, backend: str):
-    engine = get_engine(url)
-    seed_symbols(engine, {"AAA": {"market_beta": 1.0}}, {"AAA": 10.0})
-    with serve_process(url, folder, {"SYMBOL_PIPELINE_ONBOARDING_DAILY_CAP": str(CAP)}) as base:
-        racers = Racers(base, 20)
-        try:
-            yield Served(base, engine, racers, backend)
-        finally:
-            racers.close()
-            engine.dispose()
-            cached_engine.cache_clear()
-
-
-@pytest.fixture(scope="module", params=[pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"])
-def served(request, tmp_path_factory):
-    folder = tmp_path_factory.mktemp(f"races_{request.param}")
-    if request.param == "sqlite":
-        yield from _served(f"sqlite:///{folder / 'races.sqlite'}", folder, "sqlite")
-    else:
-        yield from _served(request.getfixturevalue("new_pg_database")("sp_races"), folder, "postgresql")
+@pytest.fixture(scope="module", params=[pytest.param("pg", marks=pytest.mark.postgres), "sqlite"])
+def served(request):
+    """The session's server of each backend (conftest; AAA priced, the daily cap CAP) and 20 racing clients."""
+    api = request.getfixturevalue(f"{request.param}_api_server")
+    assert SERVED_ENV["SYMBOL_PIPELINE_ONBOARDING_DAILY_CAP"] == str(CAP)
+    racers = Racers(api.base, 20)
+    try:
+        yield Served(api.base, api.engine, racers, api.backend)
+    finally:
+        racers.close()
 
 
 def rounds(served: Served) -> int:
