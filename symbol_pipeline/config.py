@@ -25,6 +25,11 @@ from symbol_pipeline.storage.dialect import normalise_database_url
 
 DATABASE_URL_ENV = "SYMBOL_PIPELINE_DATABASE_URL"
 ALERT_WEBHOOK_ENV = "SYMBOL_PIPELINE_ALERT_WEBHOOK_URL"
+# An import's bounds, the API's and the CLI's alike: bytes of the file or body, and rows.
+IMPORT_MAX_BYTES_ENV = "SYMBOL_PIPELINE_API_MAX_IMPORT_BYTES"
+IMPORT_MAX_ROWS_ENV = "SYMBOL_PIPELINE_API_MAX_IMPORT_ROWS"
+DEFAULT_IMPORT_MAX_BYTES = 16 * 1024 * 1024
+DEFAULT_IMPORT_MAX_ROWS = 10_000
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,8 @@ class Settings:
     symbol_retry_delay_hours: float = 6.0
     delisted_after_sessions: int = 10
     onboarding_daily_cap: int = 100
+    import_max_bytes: int = DEFAULT_IMPORT_MAX_BYTES
+    import_max_rows: int = DEFAULT_IMPORT_MAX_ROWS
     partition_sessions: int = DEFAULT_PARTITION_SESSIONS
 
     @property
@@ -92,6 +99,8 @@ def get_settings() -> Settings:
         symbol_retry_delay_hours=_float_setting("SYMBOL_PIPELINE_SYMBOL_RETRY_DELAY_HOURS", 6.0),
         delisted_after_sessions=_int_setting("SYMBOL_PIPELINE_DELISTED_AFTER_SESSIONS", 10, 1),
         onboarding_daily_cap=_int_setting("SYMBOL_PIPELINE_ONBOARDING_DAILY_CAP", 100, 0),
+        import_max_bytes=_int_setting(IMPORT_MAX_BYTES_ENV, DEFAULT_IMPORT_MAX_BYTES, 1),
+        import_max_rows=_int_setting(IMPORT_MAX_ROWS_ENV, DEFAULT_IMPORT_MAX_ROWS, 1),
         partition_sessions=_int_setting(PARTITION_SESSIONS_ENV, DEFAULT_PARTITION_SESSIONS, 1),
     )
 

@@ -13,6 +13,7 @@ from symbol_pipeline.definitions import build_definitions
 from symbol_pipeline.runs.instance import INSTANCE_CLASS, sqlite_storage
 from symbol_pipeline.storage.database import get_engine
 from symbol_pipeline.storage.dialect import cached_engine
+from symbol_pipeline_tests.serve_process import ServedApi, served_api
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,6 +78,19 @@ def new_pg_database() -> Iterator[Callable[[str], str]]:
             conn.execute(sa.text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
     admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_api_server(tmp_path_factory) -> Iterator[ServedApi]:
+    """`symbol-pipeline serve` on a SQLite file, for the session (serve_process.py)."""
+    folder = tmp_path_factory.mktemp("sqlite_api_server")
+    yield from served_api(f"sqlite:///{folder / 'served.sqlite'}", folder, "sqlite")
+
+
+@pytest.fixture(scope="session")
+def pg_api_server(new_pg_database, tmp_path_factory) -> Iterator[ServedApi]:
+    """`symbol-pipeline serve` on a database of its own on the PostgreSQL server, for the session."""
+    yield from served_api(new_pg_database("sp_served"), tmp_path_factory.mktemp("pg_api_server"), "postgresql")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -8,6 +8,7 @@ and `app_from_environment` is the factory for `uvicorn --factory`.
 """
 
 
+import asyncio
 import contextlib
 import os
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException
 
+from symbol_pipeline.api import parsing
 from symbol_pipeline.api.docs import install_docs
 from symbol_pipeline.api.errors import short_http_exception_handler
 from symbol_pipeline.api.headers import SingleAuthorizationMiddleware
@@ -31,10 +33,18 @@ from symbol_pipeline.api.limits import (
     short_message,
     validation_error_handler,
 )
+from symbol_pipeline.api.outages import OutageMiddleware
 from symbol_pipeline.api.routes import admin, analytics, portfolios, risk, symbol_admin, symbols
-from symbol_pipeline.config import get_settings, normalise_database_url
+from symbol_pipeline.api.server import DEFAULT_HEADER_TIMEOUT, HEADER_TIMEOUT_ENV
+from symbol_pipeline.config import (
+    DEFAULT_IMPORT_MAX_BYTES,
+    DEFAULT_IMPORT_MAX_ROWS,
+    IMPORT_MAX_ROWS_ENV,
+    get_settings,
+    normalise_database_url,
+)
 from symbol_pipeline.services import portfolio as service
-from symbol_pipeline.services.serving import SERVING_THREADS, open_serving_engine
+from symbol_pipeline.services.serving import SERVING_THREADS, open_serving_engine, outage
 
 ROUTERS = (symbols.router, portfolios.router, analytics.router, risk.router, admin.router, symbol_admin.router)
 
@@ -46,14 +56,18 @@ def _error(status: int, message: str) -> JSONResponse:
 @dataclass(frozen=True)
 class ApiSettings:
     """What the API process is given: its database, the Dagster data folder the admin endpoints
-    launch runs in, how long an accepted key is remembered, an extra stress scenarios file, and
-    the largest request body accepted (413 beyond it, before anything is parsed)."""
+    launch runs in, how long an accepted key is remembered, an extra stress scenarios file, the
+    largest request body accepted (413 beyond it, before anything is parsed), an import's largest
+    body and most rows, and how long a connection may take to send a request's headers."""
 
     database_url: str
     data_dir: Path
     auth_cache_seconds: float = service.DEFAULT_AUTH_CACHE_SECONDS
     scenarios_file: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_import_bytes: int = DEFAULT_IMPORT_MAX_BYTES
+    max_import_rows: int = DEFAULT_IMPORT_MAX_ROWS
+    header_timeout_seconds: float = DEFAULT_HEADER_TIMEOUT
 
 
 def api_settings(database_url: str | None = None) -> ApiSettings:
@@ -66,6 +80,9 @@ def api_settings(database_url: str | None = None) -> ApiSettings:
                                                 service.DEFAULT_AUTH_CACHE_SECONDS)),
         scenarios_file=os.environ.get("SYMBOL_PIPELINE_SCENARIOS_FILE") or None,
         max_body_bytes=int(os.environ.get(MAX_BODY_ENV) or DEFAULT_MAX_BODY_BYTES),
+        max_import_bytes=settings.import_max_bytes,
+        max_import_rows=settings.import_max_rows,
+        header_timeout_seconds=float(os.environ.get(HEADER_TIMEOUT_ENV) or DEFAULT_HEADER_TIMEOUT),
     )
 
 
@@ -82,7 +99,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI):
         anyio.to_thread.current_default_thread_limiter().total_tokens = SERVING_THREADS
+        # The body-parsing worker starts in the background, ready before the first large body.
+        warming = asyncio.ensure_future(parsing.warm_up())
         yield
+        warming.cancel()
 
     # docs_url/redoc_url None: FastAPI's pages load Swagger UI and ReDoc from public CDNs; install_docs
     # serves the same pages from the package.
@@ -109,7 +129,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
     # Every request with a body is authenticated before a byte of it is read, then bounded (no
     # endpoint imports files yet, so one limit for all paths).
     app.add_middleware(BodyLimitMiddleware, authenticate=caller_for,
-                       limit_for=portfolios.body_limits(settings.max_body_bytes))
+                       limit_for=portfolios.body_limits(settings.max_body_bytes, settings.max_import_bytes))
+    # A database outage anywhere below, the key check included, is a 503.
+    app.add_middleware(OutageMiddleware, classify=outage)
     # Added last, so outermost: two Authorization headers are refused before anything reads one.
     app.add_middleware(SingleAuthorizationMiddleware)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
@@ -122,6 +144,14 @@ def create_app(settings: ApiSettings) -> FastAPI:
     @app.exception_handler(service.ValidationError)
     async def _invalid(_: Request, exc: service.ValidationError):
         return _error(422, short_message(str(exc)))  # a message may quote the input
+
+    @app.exception_handler(service.TooManyRowsError)
+    async def _too_many_rows(_: Request, exc: service.TooManyRowsError):
+        return _error(413, f"{exc}: the limit is {IMPORT_MAX_ROWS_ENV}")
+
+    @app.exception_handler(service.ConflictError)
+    async def _conflict(_: Request, exc: service.ConflictError):
+        return _error(409, str(exc))
 
     @app.exception_handler(service.StressDataError)
     async def _no_data(_: Request, exc: service.StressDataError):

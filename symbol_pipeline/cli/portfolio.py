@@ -9,12 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
-
-import uvicorn
 
 from symbol_pipeline.api.app import api_settings, create_app
-from symbol_pipeline.config import normalise_database_url, parse_date
+from symbol_pipeline.api.server import serve
+from symbol_pipeline.cli.errors import CliError
+from symbol_pipeline.config import IMPORT_MAX_BYTES_ENV, IMPORT_MAX_ROWS_ENV, normalise_database_url, parse_date
 from symbol_pipeline.services import portfolio as service
 from symbol_pipeline.storage.database import get_engine
 
@@ -113,11 +112,29 @@ def _positions_close(args) -> int:
     return 0
 
 
+def _read_import(source: str, limit: int) -> bytes:
+    """At most `limit` bytes of a file or of stdin (`-`): more is an error, not a read until memory runs out."""
+    if source == "-":
+        data = sys.stdin.buffer.read(limit + 1)
+    else:
+        with open(source, "rb") as stream:
+            data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise CliError(f"{'stdin' if source == '-' else source} holds more than {limit} bytes, the import limit "
+                       f"({IMPORT_MAX_BYTES_ENV})")
+    return data
+
+
 def _positions_import(args) -> int:
-    text = sys.stdin.read() if args.csv == "-" else Path(args.csv).read_text()
+    settings = args.settings
+    data = _read_import(args.csv, settings.import_max_bytes)
     as_json = args.format == "json" or (args.format is None and args.csv.lower().endswith(".json"))
-    load = service.import_positions_json if as_json else service.import_positions_csv
-    result = load(_engine(args), args.portfolio, text, owner_id=_owner_id(args), requested_by="cli-import")
+    try:
+        rows = service.parse_rows("json" if as_json else "csv", data, settings.import_max_rows)
+    except service.TooManyRowsError as exc:
+        raise CliError(f"{exc}, the import limit ({IMPORT_MAX_ROWS_ENV})") from None
+    result = service.add_positions(_engine(args), args.portfolio, rows, owner_id=_owner_id(args),
+                                   requested_by="cli-import")
     print(f"{len(result['positions'])} position(s) imported")
     _report_pending(result)
     return 0
@@ -132,8 +149,8 @@ def _positions_list(args) -> int:
 
 
 def _serve(args) -> int:
-    uvicorn.run(create_app(api_settings(args.database_url)), host=args.host, port=args.port,
-                log_level=args.log_level)
+    settings = api_settings(args.database_url)
+    serve(create_app(settings), args.host, args.port, args.log_level, settings.header_timeout_seconds)
     return 0
 
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from symbol_pipeline.lib.factors import FACTORS, REGRESSOR_ETFS
-from symbol_pipeline.storage.dialect import insert_ignore, upsert
+from symbol_pipeline.storage.dialect import insert_ignore, insert_statement, lock_name, upsert
 from symbol_pipeline.storage.schema import (
     factor_definitions,
     symbol_factor_exposures,
@@ -219,6 +219,12 @@ def enqueue_symbols(
     Inside `capped_requests(cap)` (an API user's request) the symbols are queued at most at
     USER_PRIORITY, and OnboardingLimitError is raised, queueing none, when they would take
     `requested_by` past `cap` rows in the last 24 hours.
+
+    Under parallel requests: the universe's primary key decides which transaction queues a new
+    symbol (its INSERT ... ON CONFLICT DO NOTHING returns the rows it inserted; a racing one waits
+    for the first to commit and then inserts nothing), so a symbol gets one queue row. The cap's
+    count and insert run under a lock named after the requester (`lock_name`), so two requests of
+    one user cannot both count the same headroom.
     """
     symbols = list(dict.fromkeys(symbols))
     if not symbols:
@@ -233,9 +239,15 @@ def enqueue_symbols(
             )
         ).scalars()
     )
-    queued = [s for s in symbols if s not in known and s not in waiting]
-    if queued and cap is not None:
+    candidates = [s for s in symbols if s not in known and s not in waiting]
+    if not candidates:
+        return []
+    if cap is not None:
         priority = min(priority, USER_PRIORITY)
+        lock_name(conn, f"onboarding-cap:{requested_by}")
+    inserted = _insert_new_symbols(conn, candidates, STATUS_PENDING)
+    queued = [s for s in candidates if s in inserted]
+    if queued and cap is not None:
         used = requests_since(conn, requested_by, _now() - dt.timedelta(days=1))
         if used + len(queued) > cap:
             raise OnboardingLimitError(requested_by, cap, used, len(queued))
@@ -244,8 +256,15 @@ def enqueue_symbols(
             symbol_onboarding_queue.insert(),
             [{"symbol": s, "status": QUEUE_PENDING, "requested_by": requested_by, "priority": priority} for s in queued],
         )
-        add_symbols(conn, queued, status=STATUS_PENDING)
     return queued
+
+
+def _insert_new_symbols(conn: Connection, symbols: Sequence[str], status: str) -> set[str]:
+    """Insert the symbols the universe lacks; return those this transaction inserted. Sorted, so
+    that two transactions inserting overlapping sets wait on each other in one order (no deadlock)."""
+    stmt = insert_statement(conn, symbol_universe).on_conflict_do_nothing(index_elements=["symbol"])
+    rows = [{"symbol": s, "status": status} for s in sorted(symbols)]
+    return set(conn.execute(stmt.returning(symbol_universe.c.symbol), rows).scalars())
 
 
 def symbol_status(conn: Connection, symbol: str) -> SymbolStatus | None:

@@ -18,14 +18,13 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
 @pytest.fixture
-def api(pg_engine, pg_url, tmp_path, monkeypatch):
-    monkeypatch.setenv("SYMBOL_PIPELINE_API_MAX_IMPORT_BYTES", "4096")
+def api(pg_engine, pg_url, tmp_path):
     seed_symbols(pg_engine, {"AAA": {"market_beta": 1.0}, "BBB": {"market_beta": 2.0}}, {"AAA": 10.0, "BBB": 20.0})
     user = svc.create_user(pg_engine, "max")
     svc.create_user(pg_engine, "ned")
     keys = {n: svc.issue_api_key(pg_engine, n) for n in ("max", "ned")}
     pf = svc.create_portfolio(pg_engine, user.id, "max's", 100_000)
-    settings = ApiSettings(database_url=pg_url, data_dir=tmp_path, max_body_bytes=512)
+    settings = ApiSettings(database_url=pg_url, data_dir=tmp_path, max_body_bytes=512, max_import_bytes=4096)
     with served(create_app(settings)) as port, \
             httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=20) as client:
         yield client, keys, pf, pg_engine

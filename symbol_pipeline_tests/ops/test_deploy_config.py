@@ -46,6 +46,14 @@ def test_batching_env_is_set_in_one_file():
         assert compose["services"][name]["env_file"] == ["dagster.env"]
 
 
+def test_the_api_runs_behind_the_header_timeout():
+    """Production serves the API through `symbol-pipeline serve` (api/server.py), the one entry
+    point with the header timeout, on the same database and instance as the pipeline."""
+    api = yaml.safe_load((DEPLOY / "docker-compose.yaml").read_text())["services"]["api"]
+    assert api["command"][:2] == ["symbol-pipeline", "serve"]
+    assert api["environment"]["SYMBOL_PIPELINE_DATABASE_URL"].endswith("/symbol_pipeline")
+
+
 # dagster_docker.DockerRunLauncher.config_type(): `image`, `network` plus the container context.
 _DOCKER_LAUNCHER_SCHEMA = {
     "image": dg.Field(dg.StringSource, is_required=False),

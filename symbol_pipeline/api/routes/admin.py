@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from symbol_pipeline.api.deps import Admin, Db, Settings, setting
+from symbol_pipeline.api.parsing import OffloadedRoute
 from symbol_pipeline.runs.requests import (
     InvalidRunDateError,
     check_run_date,
@@ -17,7 +18,7 @@ from symbol_pipeline.runs.requests import (
 )
 from symbol_pipeline.services import window
 
-router = APIRouter(tags=["admin"])
+router = APIRouter(tags=["admin"], route_class=OffloadedRoute)
 
 
 class SymbolBatchIn(BaseModel):

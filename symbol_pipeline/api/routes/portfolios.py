@@ -6,7 +6,6 @@ Lists are paginated with `limit` and `offset`; the body is the page (a list), th
 `X-Total-Count` and the next page in `Link: <...>; rel="next"`.
 """
 
-import os
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -14,12 +13,13 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from symbol_pipeline.api.deps import Caller, Db, requester
+from symbol_pipeline.api.deps import Caller, Db, Settings, requester
 from symbol_pipeline.api.fields import AsOfDate, CleanStr, Equity, InvestmentClass, Price, Quantity, Symbol
 from symbol_pipeline.api.openapi_extras import IMPORT_BODY, portfolio_links, position_links
+from symbol_pipeline.api.parsing import INLINE_BYTES, OffloadedRoute, offload
 from symbol_pipeline.services import portfolio as service
 
-router = APIRouter(tags=["portfolios"])
+router = APIRouter(tags=["portfolios"], route_class=OffloadedRoute)
 
 # --- pagination and the import body limit ----------------------------------------------------
 
@@ -32,16 +32,12 @@ _PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"headers": {
     "Link": {"description": 'The next page, `<url>; rel="next"`, while there is one', "schema": {"type": "string"}},
 }}}
 
-IMPORT_MAX_BODY_ENV = "SYMBOL_PIPELINE_API_MAX_IMPORT_BYTES"
-DEFAULT_IMPORT_MAX_BODY_BYTES = 16 * 1024 * 1024
 IMPORT_PATH_SUFFIX = "/positions/import"
 
 
-def body_limits(default: int, import_limit: int | None = None) -> Callable[[str], int]:
+def body_limits(default: int, import_limit: int) -> Callable[[str], int]:
     """`limit_for(path)` of the body-limit middleware: the import endpoint gets its own limit
-    (argument, else SYMBOL_PIPELINE_API_MAX_IMPORT_BYTES, else 16 MB), every other path `default`."""
-    if import_limit is None:
-        import_limit = int(os.environ.get(IMPORT_MAX_BODY_ENV) or DEFAULT_IMPORT_MAX_BODY_BYTES)
+    (SYMBOL_PIPELINE_API_MAX_IMPORT_BYTES), every other path `default`."""
     return lambda path: import_limit if path.endswith(IMPORT_PATH_SUFFIX) else default
 
 
@@ -207,23 +203,23 @@ def close_position(position_id: int, caller: Caller, engine: Db, body: CloseIn |
                  "positions": [_POSITION_EXAMPLE], "pending_symbols": []}}},
                  "links": {**position_links("$response.body#/positions/0/id"),
                            "DeletePortfolio": portfolio_links("$request.path.portfolio_id")["DeletePortfolio"]}},
-                 413: {"description": f"Body larger than {IMPORT_MAX_BODY_ENV} (default 16 MB)"}})
-async def import_positions(portfolio_id: str, request: Request, caller: Caller, engine: Db) -> dict[str, Any]:
+                 413: {"description": "Body larger than SYMBOL_PIPELINE_API_MAX_IMPORT_BYTES (default 16 MB), or more rows than "
+                                      "SYMBOL_PIPELINE_API_MAX_IMPORT_ROWS (default 10,000)"}})
+async def import_positions(portfolio_id: str, request: Request, caller: Caller, engine: Db,
+                           settings: Settings) -> dict[str, Any]:
     """Add every position of a CSV (`Content-Type: text/csv`, header
     symbol,quantity[,entry_price,entry_date,investment_class]) or of a JSON list, with the CLI's
-    validation: all or none (a 422 naming the row writes nothing)."""
+    validation: all or none (a 422 naming the row writes nothing, a 413 beyond the row limit)."""
     body = await request.body()
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind in ("text/csv", "text/plain"):
-        try:
-            text = body.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise service.ValidationError("the CSV is not UTF-8 text") from None
-        call = service.import_positions_csv
-    elif kind == "application/json":
-        text, call = body, service.import_positions_json
-    else:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    kinds = {"text/csv": "csv", "text/plain": "csv", "application/json": "json"}
+    if media not in kinds:
         return Response('{"detail":"Content-Type must be text/csv or application/json"}', status_code=415,
                         media_type="application/json")
-    return await run_in_threadpool(call, engine, portfolio_id, text, owner_id=caller.id,
+    # Parsed and bounded off the event loop when big (api/parsing.py); only the rows come back.
+    if len(body) <= INLINE_BYTES:
+        rows = service.parse_rows(kinds[media], body, settings.max_import_rows)
+    else:
+        rows = await offload(service.parse_rows, kinds[media], body, settings.max_import_rows)
+    return await run_in_threadpool(service.add_positions, engine, portfolio_id, rows, owner_id=caller.id,
                                    requested_by=requester(caller))

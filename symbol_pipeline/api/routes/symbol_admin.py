@@ -8,9 +8,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from symbol_pipeline.api.deps import Admin, Db
 from symbol_pipeline.api.fields import CleanStr, Symbol
+from symbol_pipeline.api.parsing import OffloadedRoute
 from symbol_pipeline.services import symbols as symbol_service
 
-router = APIRouter(tags=["admin"])
+router = APIRouter(tags=["admin"], route_class=OffloadedRoute)
 
 MAX_SYMBOLS_PER_REQUEST = 1000
 

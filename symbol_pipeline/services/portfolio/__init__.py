@@ -43,11 +43,13 @@ from symbol_pipeline.services.portfolio.cache import (
     invalidate_portfolio_cache,
 )
 from symbol_pipeline.services.portfolio.errors import (
+    ConflictError,
     DateOutOfRangeError,
     NonPositiveEquityError,
     NotFoundError,
     ServiceError,
     StressDataError,
+    TooManyRowsError,
     ValidationError,
 )
 from symbol_pipeline.services.portfolio.exposures import (
@@ -63,7 +65,7 @@ from symbol_pipeline.services.portfolio.history import (
     exposure_history_json,
 )
 from symbol_pipeline.services.portfolio.holdings import Book, holdings_as_of, page_of_positions, read_book
-from symbol_pipeline.services.portfolio.imports import import_positions_csv, import_positions_json
+from symbol_pipeline.services.portfolio.imports import import_positions_csv, import_positions_json, parse_rows
 from symbol_pipeline.services.portfolio.risk import CACHE_RISK, RiskDataError, get_portfolio_risk, portfolio_risk_json
 from symbol_pipeline.services.portfolio.stress import (
     FACTOR_LEGS,
@@ -86,5 +88,6 @@ __all__ = [
     "invalidate_all_caches", "invalidate_portfolio_cache", "issue_api_key", "list_portfolios", "list_positions",
     "load_scenarios", "portfolio_factor_exposures_json", "remembered_user", "revoke_api_key", "run_stress_test",
     "set_equity", "update_position",
-    "CACHE_RISK", "RiskDataError", "get_portfolio_risk", "portfolio_risk_json",
+    "CACHE_RISK", "RiskDataError", "get_portfolio_risk", "portfolio_risk_json", "ConflictError",
+    "TooManyRowsError", "parse_rows",
 ]

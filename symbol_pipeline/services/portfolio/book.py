@@ -4,6 +4,12 @@ Every change logs itself for the position-change sensor, bumps the portfolio's v
 drops its cached analytics in the change's own transaction. `owner_id=None` means "no
 ownership check" (CLI, assets); the API always passes the caller's id, and a portfolio that
 belongs to someone else is reported exactly like a missing one.
+
+Changes are serialised per portfolio by a row lock (`SELECT ... FOR UPDATE` on the portfolio,
+`store.lock_portfolio`, taken before anything is read): racing requests leave the history of one
+serial order, and the loser gets what that order gives it (a 404 for a second delete, a 409 for
+a change to a position closed meanwhile). A position's lock is its portfolio's, so one lock
+order (portfolio, then what it owns) cannot deadlock. SQLite: the database's write lock.
 """
 
 from __future__ import annotations
@@ -16,7 +22,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from symbol_pipeline.lib import rules
 from symbol_pipeline.services.portfolio.documents import iso
-from symbol_pipeline.services.portfolio.errors import NonPositiveEquityError, NotFoundError, ValidationError
+from symbol_pipeline.services.portfolio.errors import (
+    ConflictError,
+    NonPositiveEquityError,
+    NotFoundError,
+    ValidationError,
+)
 from symbol_pipeline.services.portfolio.inputs import POSITION_FIELDS as _POSITION_FIELDS
 from symbol_pipeline.services.portfolio.inputs import checked, today
 from symbol_pipeline.services.portfolio.inputs import clean_position as _clean_position
@@ -54,8 +65,10 @@ def _portfolio_doc(row) -> dict[str, Any]:
     }
 
 
-def _owned_portfolio(conn: Connection, portfolio_id: Any, owner_id: int | None):
-    row = store.portfolio_row(conn, parse_portfolio_id(portfolio_id))
+def _owned_portfolio(conn: Connection, portfolio_id: Any, owner_id: int | None, *, lock: bool = False):
+    """The portfolio if `owner_id` may see it; with `lock`, locked for a change until the transaction ends."""
+    pid = parse_portfolio_id(portfolio_id)
+    row = store.lock_portfolio(conn, pid) if lock else store.portfolio_row(conn, pid)
     if row is None or (owner_id is not None and row.owner_id != owner_id):
         raise NotFoundError(f"portfolio {portfolio_id} not found")
     return row
@@ -113,7 +126,7 @@ def set_equity(engine: Engine, portfolio_id: Any, equity: Any, owner_id: int | N
     equity = _finite(equity, "equity", rules.MAX_EQUITY)
     day = _effective(effective_date)
     with engine.begin() as conn:
-        row = _owned_portfolio(conn, portfolio_id, owner_id)
+        row = _owned_portfolio(conn, portfolio_id, owner_id, lock=True)
         store.record_equity(conn, row.id, day, equity)
         _record_change(conn, row.id, "equity_updated")
         return _portfolio_doc(store.portfolio_row(conn, row.id))
@@ -123,7 +136,7 @@ def delete_portfolio(engine: Engine, portfolio_id: Any, owner_id: int | None = N
     """Delete the portfolio with its positions, their quantity history, its equity history and its
     cached and stored analytics, in one transaction; the change log records the deletion."""
     with engine.begin() as conn:
-        row = _owned_portfolio(conn, portfolio_id, owner_id)
+        row = _owned_portfolio(conn, portfolio_id, owner_id, lock=True)
         store.delete_portfolio(conn, row.id)
         change_log.record_change(conn, row.id, "portfolio_deleted")
 
@@ -152,11 +165,12 @@ def position_doc(row) -> dict[str, Any]:
 
 
 def _queue_unknown_symbols(conn: Connection, symbols: Sequence[str], requested_by: str) -> list[str]:
-    """Queue symbols the universe does not know; return every one of them not yet ready."""
+    """Queue symbols the universe does not know; return every one of them not yet ready (read after
+    queueing: one a racing request queued while this one waited on it is pending, as serially)."""
     symbols = list(dict.fromkeys(symbols))
-    before = known_symbols(conn, symbols)
-    queued = set(enqueue_symbols(conn, symbols, requested_by=requested_by, priority=1))
-    return [s for s in symbols if s in queued or before.get(s) == STATUS_PENDING]
+    enqueue_symbols(conn, symbols, requested_by=requested_by, priority=1)
+    after = known_symbols(conn, symbols)
+    return [s for s in symbols if after.get(s) == STATUS_PENDING]
 
 
 def add_positions(engine: Engine, portfolio_id: Any, rows: Sequence[Mapping[str, Any]],
@@ -166,11 +180,11 @@ def add_positions(engine: Engine, portfolio_id: Any, rows: Sequence[Mapping[str,
     if not cleaned:
         raise ValidationError("no positions given")
     with engine.begin() as conn:
-        portfolio = _owned_portfolio(conn, portfolio_id, owner_id)
+        portfolio = _owned_portfolio(conn, portfolio_id, owner_id, lock=True)
         ids = store.insert_positions(conn, [{"portfolio_id": portfolio.id, **r} for r in cleaned])
         pending = _queue_unknown_symbols(conn, [r["symbol"] for r in cleaned], requested_by)
         _record_change(conn, portfolio.id, "positions_added")
-        docs = [position_doc(store.position_row(conn, i)) for i in ids]
+        docs = [position_doc(row) for row in store.positions_by_id(conn, ids)]
     return {"positions": docs, "pending_symbols": pending}
 
 
@@ -184,11 +198,14 @@ def add_position(engine: Engine, portfolio_id: Any, symbol: Any, quantity: Any, 
     return {"position": result["positions"][0], "pending_symbols": result["pending_symbols"]}
 
 
-def _owned_position(conn: Connection, position_id: Any, owner_id: int | None):
+def _owned_position(conn: Connection, position_id: Any, owner_id: int | None, *, lock: bool = False):
+    """The position (with its owner) if `owner_id` may see it; with `lock`, read after its portfolio is locked."""
     try:
         pid = int(position_id)
     except (TypeError, ValueError):
         raise NotFoundError(f"position {position_id!r} not found") from None
+    if lock:
+        store.lock_portfolio_of_position(conn, pid)
     row = store.position_row(conn, pid)
     if row is None or (owner_id is not None and row.owner_id != owner_id):
         raise NotFoundError(f"position {position_id} not found")
@@ -209,9 +226,9 @@ def update_position(engine: Engine, position_id: Any, owner_id: int | None = Non
     if effective_date is not None and "quantity" not in changes:
         raise ValidationError("effective_date dates a quantity change; give a quantity with it")
     with engine.begin() as conn:
-        row = _owned_position(conn, position_id, owner_id)
+        row = _owned_position(conn, position_id, owner_id, lock=True)
         if row.exit_date is not None:
-            raise ValidationError(f"position {row.id} is closed")
+            raise ConflictError(f"position {row.id} is closed (on {row.exit_date})")
         merged = {"symbol": row.symbol, "quantity": row.quantity, "entry_price": row.entry_price,
                   "entry_date": row.entry_date, "investment_class": row.investment_class, **changes}
         cleaned = _clean_position(merged)
@@ -243,9 +260,9 @@ def close_position(engine: Engine, position_id: Any, exit_date: Any = None, exit
     if price is not None and price <= 0:
         raise ValidationError(f"exit_price must be positive, got {price}")
     with engine.begin() as conn:
-        row = _owned_position(conn, position_id, owner_id)
+        row = _owned_position(conn, position_id, owner_id, lock=True)
         if row.exit_date is not None:
-            raise ValidationError(f"position {row.id} is already closed (on {row.exit_date})")
+            raise ConflictError(f"position {row.id} is already closed (on {row.exit_date})")
         history = store.quantity_history(conn, row.id)
         if exit_day < history[0].effective_date:
             raise ValidationError(f"exit_date {exit_day} is before entry_date {history[0].effective_date}")

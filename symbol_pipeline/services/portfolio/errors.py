@@ -15,6 +15,21 @@ class ValidationError(ServiceError, ValueError):
     """Bad input; nothing was written."""
 
 
+class TooManyRowsError(ValidationError):
+    """An import holds more rows than its limit; it was not read further and nothing was written."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        super().__init__(f"the import holds more than {limit} rows")
+
+    def __reduce__(self):  # rebuilt from the limit, not the message (it crosses process boundaries)
+        return type(self), (self.limit,)
+
+
+class ConflictError(ServiceError):
+    """The change does not apply to the current state (a position closed meanwhile); nothing was written."""
+
+
 class NonPositiveEquityError(ValidationError):
     """Weights are market value / equity: undefined when equity is zero or negative."""
 

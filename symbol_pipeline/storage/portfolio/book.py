@@ -11,7 +11,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from symbol_pipeline.storage.dialect import chunks, is_postgres, read_frame
+from symbol_pipeline.storage.dialect import chunks, is_postgres, read_frame, take_write_lock
 from symbol_pipeline.storage.latest import dates_subquery
 from symbol_pipeline.storage.portfolio import now
 from symbol_pipeline.storage.portfolio_schema import (
@@ -73,6 +73,26 @@ def portfolio_row(conn: Connection, portfolio_id: str):
     return conn.execute(sa.select(portfolios).where(portfolios.c.id == portfolio_id)).first()
 
 
+def lock_portfolio(conn: Connection, portfolio_id: str):
+    """The portfolio's row, locked until the transaction ends; None when there is none (any more).
+
+    Every change to a portfolio, its equity or its positions takes this lock first, so changes to
+    one portfolio run one at a time and each reads what the previous one committed. A row lock
+    (`SELECT ... FOR UPDATE`) on PostgreSQL: a second DELETE waits for the first and then finds
+    no row. SQLite has no row locks; its write lock is taken instead (`take_write_lock`).
+    """
+    take_write_lock(conn)
+    return conn.execute(sa.select(portfolios).where(portfolios.c.id == portfolio_id).with_for_update()).first()
+
+
+def lock_portfolio_of_position(conn: Connection, position_id: int) -> None:
+    """Lock the portfolio a position belongs to (`lock_portfolio`; a position never changes portfolio),
+    so that the position read next is the one the previous change committed. Nothing if no such position."""
+    portfolio_id = conn.execute(sa.select(positions.c.portfolio_id).where(positions.c.id == position_id)).scalar()
+    if portfolio_id is not None:
+        lock_portfolio(conn, portfolio_id)
+
+
 def update_portfolio(conn: Connection, portfolio_id: str, **values: Any) -> None:
     conn.execute(portfolios.update().where(portfolios.c.id == portfolio_id).values(updated_at=now(), **values))
 
@@ -108,7 +128,9 @@ def insert_positions(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[i
     """Insert positions (each with its entry_date) and their first quantity row, effective from it."""
     if not rows:
         return []
-    ids = [conn.execute(positions.insert().values(**r).returning(positions.c.id)).scalar_one() for r in rows]
+    # One INSERT ... RETURNING per batch of rows (SQLAlchemy's "insertmanyvalues"), not a round trip per row.
+    ids = list(conn.execute(positions.insert().returning(positions.c.id, sort_by_parameter_order=True),
+                            [dict(r) for r in rows]).scalars())
     conn.execute(position_quantities.insert(), [
         {"position_id": i, "effective_date": r["entry_date"], "quantity": r["quantity"]} for i, r in zip(ids, rows)
     ])
@@ -149,10 +171,11 @@ def position_row(conn: Connection, position_id: int):
 
 
 def positions_by_id(conn: Connection, position_ids: Sequence[int]):
+    """The positions with these ids, in id order."""
     rows = []
     for chunk in chunks(list(position_ids)):
         rows.extend(conn.execute(sa.select(positions).where(positions.c.id.in_(chunk))).all())
-    return rows
+    return sorted(rows, key=lambda r: r.id)
 
 
 def update_position(conn: Connection, position_id: int, **values: Any) -> None:

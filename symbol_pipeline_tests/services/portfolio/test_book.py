@@ -68,7 +68,7 @@ def test_update_close_list_and_change_log(book):
     assert svc.update_position(engine, pos["id"], quantity=-7, effective_date="2024-06-20")["quantity"] == -7
     closed = svc.close_position(engine, pos["id"], exit_date="2024-07-01", exit_price=11)
     assert closed["exit_date"] == "2024-07-01"
-    with pytest.raises(svc.ValidationError, match="already closed"):
+    with pytest.raises(svc.ConflictError, match="already closed"):
         svc.close_position(engine, pos["id"])
     assert svc.list_positions(engine, pf["id"]) == []
     assert len(svc.list_positions(engine, pf["id"], include_closed=True)) == 1
