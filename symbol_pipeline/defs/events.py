@@ -3,7 +3,7 @@
 A `MaterializeResult` of a run over a range marks every partition of the range materialised,
 whatever the step stored, and stamps each event with the whole run's metadata and a data
 version whose provenance enumerates every upstream partition of the windows (2,400 bytes an
-event, REFERENCE.md §3). The symbol-layer step instead records, per asset, the partitions that
+event, docs/architecture.md). The symbol-layer step instead records, per asset, the partitions that
 the database now holds a row for (storage.coverage), and puts the run's summary metadata on the
 last event only, which is the one the UI shows as the latest materialisation.
 

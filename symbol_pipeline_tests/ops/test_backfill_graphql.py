@@ -164,7 +164,7 @@ def test_ui_backfill_through_webserver_and_daemon(tmp_path, monkeypatch, fresh_p
             f"backfill {status}: {backfill}\n--- daemon ---\n{daemon_log.read_text()[-6000:]}"
         )
         # Single-run backfill policy: runs per date and per layer of assets (the daemon splits a
-        # layer when parents finish at different times), never one per symbol (REFERENCE.md §3).
+        # layer when parents finish at different times), never one per symbol (docs/architecture.md).
         assert len(backfill["runs"]) < len(DATES) * len(SYMBOLS) * len(ASSETS)
         assert all(r["status"] == "SUCCESS" for r in backfill["runs"])
     finally:
