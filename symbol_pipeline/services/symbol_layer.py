@@ -140,9 +140,9 @@ def ensure_regressor_prices(
 ) -> PriceLoadReport | None:
     """Load the window's prices when a date's regressor closes are not stored yet.
 
-    The normal run stores them in its prices step. A beta partition can also be targeted
-    without its prices, e.g. by a UI backfill, which Dagster extends to every beta whose window
-    holds a selected price session; those betas fetch what they need here.
+    The normal run stores them in its prices step. A beta or metric partition can also be
+    targeted without its prices (the UI materialises any subset of the symbol assets); those
+    betas fetch what they need here.
     """
     with engine.connect() as conn:
         stored = price_store.count_rows_on(conn, REGRESSOR_ETFS, dates)
