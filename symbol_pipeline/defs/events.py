@@ -18,8 +18,9 @@ partition and, on the last one, the metadata. The rows are the ones Dagster's ow
 handling writes, minus the logging tags, the step handles and the message; the run's event
 stream, the partition status and the asset's latest materialisation read them as usual.
 
-It is the one place that touches Dagster's internal event constructors; dagster is pinned to
-one release in pyproject.toml and `symbol_pipeline_tests/ops/test_partition_status.py` checks
+It is the one place that builds Dagster's internal events. Every private Dagster API the project
+uses, this module's among them, is listed with why in docs/architecture.md; dagster is pinned to
+one release in pyproject.toml, and `symbol_pipeline_tests/ops/test_partition_status.py` checks
 the statuses through the instance.
 """
 
