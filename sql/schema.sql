@@ -11,6 +11,15 @@ CREATE TABLE IF NOT EXISTS factor_definitions (
 	PRIMARY KEY (factor)
 );
 
+CREATE TABLE IF NOT EXISTS partition_window (
+	id SMALLINT NOT NULL, 
+	first_date DATE NOT NULL, 
+	moved_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL, 
+	moved_by VARCHAR(64) NOT NULL, 
+	PRIMARY KEY (id), 
+	CONSTRAINT ck_partition_window_one_row CHECK (id = 1)
+);
+
 CREATE TABLE IF NOT EXISTS pipeline_alerts (
 	id SERIAL NOT NULL, 
 	run_id VARCHAR(64) NOT NULL, 

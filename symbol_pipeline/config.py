@@ -11,15 +11,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from symbol_pipeline.lib import sessions
+from symbol_pipeline.services.window import (
+    DEFAULT_PARTITION_SESSIONS,
+    PARTITION_SESSIONS_ENV,
+    PARTITIONS_START_ENV,
+    WindowRule,
+)
 
 # Re-exported: the entry points normalise URLs they read; the rule lives with the other dialect code.
 from symbol_pipeline.storage.dialect import normalise_database_url
 
-# The date partitions cover the last DEFAULT_PARTITION_SESSIONS sessions unless a start date is
-# set: a range the quick-start instance backfills in minutes, whose partition status is kept equal
-# to the database (docs/architecture.md, "Partition status is the database"). Older sessions are history the windows read.
-DEFAULT_PARTITION_SESSIONS = 21
 DATABASE_URL_ENV = "SYMBOL_PIPELINE_DATABASE_URL"
 ALERT_WEBHOOK_ENV = "SYMBOL_PIPELINE_ALERT_WEBHOOK_URL"
 
@@ -29,7 +30,9 @@ class Settings:
     data_dir: Path
     database_url: str
     price_source: str
-    partitions_start: str
+    # The window's rule (services.window): a pinned first date, or the sessions it keeps. The first
+    # date itself is stored in the database, so that every process agrees whatever its clock.
+    partitions_start: str | None
     synthetic_seed: int
     synthetic_universe_size: int
     schedule_cron: str
@@ -43,6 +46,12 @@ class Settings:
     symbol_retry_delay_hours: float = 6.0
     delisted_after_sessions: int = 10
     onboarding_daily_cap: int = 100
+    partition_sessions: int = DEFAULT_PARTITION_SESSIONS
+
+    @property
+    def window_rule(self) -> WindowRule:
+        pinned = dt.date.fromisoformat(self.partitions_start) if self.partitions_start else None
+        return WindowRule(pinned_start=pinned, sessions=self.partition_sessions)
 
     @property
     def is_postgres(self) -> bool:
@@ -53,11 +62,14 @@ def _data_dir() -> Path:
     return Path(os.environ.get("SYMBOL_PIPELINE_DATA_DIR", "data")).resolve()
 
 
-def _rolling_start(count: int) -> str:
-    """The first of the last `count` completed sessions (the range moves with the calendar)."""
-    if count < 1:
-        raise ValueError(f"SYMBOL_PIPELINE_PARTITION_SESSIONS must be at least 1, not {count}")
-    return str(sessions.sessions_ending(sessions.latest_completed_session(), count)[0].date())
+def _pinned_start() -> str | None:
+    text = os.environ.get(PARTITIONS_START_ENV) or None
+    if text is not None:
+        try:
+            dt.date.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{PARTITIONS_START_ENV} must be a date in YYYY-MM-DD form, got {text!r}") from None
+    return text
 
 
 def get_settings() -> Settings:
@@ -67,8 +79,7 @@ def get_settings() -> Settings:
         data_dir=data_dir,
         database_url=normalise_database_url(url),
         price_source=os.environ.get("SYMBOL_PIPELINE_PRICE_SOURCE", "synthetic"),
-        partitions_start=os.environ.get("SYMBOL_PIPELINE_PARTITIONS_START") or _rolling_start(
-            int(os.environ.get("SYMBOL_PIPELINE_PARTITION_SESSIONS") or DEFAULT_PARTITION_SESSIONS)),
+        partitions_start=_pinned_start(),
         synthetic_seed=int(os.environ.get("SYMBOL_PIPELINE_SYNTHETIC_SEED", "7")),
         synthetic_universe_size=int(os.environ.get("SYMBOL_PIPELINE_SYNTHETIC_SYMBOLS", "350")),
         schedule_cron=os.environ.get("SYMBOL_PIPELINE_SCHEDULE_CRON", "0 21 * * 1-5"),
@@ -79,6 +90,7 @@ def get_settings() -> Settings:
         symbol_retry_delay_hours=_float_setting("SYMBOL_PIPELINE_SYMBOL_RETRY_DELAY_HOURS", 6.0),
         delisted_after_sessions=_int_setting("SYMBOL_PIPELINE_DELISTED_AFTER_SESSIONS", 10, 1),
         onboarding_daily_cap=_int_setting("SYMBOL_PIPELINE_ONBOARDING_DAILY_CAP", 100, 0),
+        partition_sessions=_int_setting(PARTITION_SESSIONS_ENV, DEFAULT_PARTITION_SESSIONS, 1),
     )
 
 

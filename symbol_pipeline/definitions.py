@@ -6,6 +6,7 @@ import datetime as dt
 import os
 
 import dagster as dg
+from sqlalchemy.engine import make_url
 
 from symbol_pipeline.config import ALERT_WEBHOOK_ENV, DATABASE_URL_ENV, Settings, get_settings
 from symbol_pipeline.defs.loggers import console_logger
@@ -17,14 +18,41 @@ from symbol_pipeline.defs.resources import (
     price_source_resource,
 )
 from symbol_pipeline.defs.symbols import build_symbol_defs
+from symbol_pipeline.services import window
 from symbol_pipeline.services.onboarding import RecoveryPolicy
+from symbol_pipeline.storage.database import get_engine
+
+
+def _first_date(settings: Settings) -> dt.date:
+    rule = settings.window_rule
+    if rule.pinned_start is not None:
+        return rule.pinned_start
+    try:
+        engine = get_engine(settings.database_url)
+    except Exception as exc:  # unreachable, or a schema upgrade that failed: say what it stops
+        raise window.unavailable(sa_url(settings.database_url), exc) from exc
+    return window.first_date(engine, rule, by="definitions")
+
+
+def sa_url(url: str) -> str:
+    """`url` with its password hidden, for messages."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
-    """Definitions for `settings` (default: the environment's): partitions, schedules, resources."""
+    """Definitions for `settings` (default: the environment's): partitions, schedules, resources.
+
+    The first date partition is read from the project database (services.window), not computed
+    from this process's clock: the code server, the daemon and every run worker build the same date
+    dimension until the window move changes it. An unreachable database is an error that says so
+    (the code location shows it in the UI, a run worker fails with it): a clock-derived fallback is
+    exactly what made processes disagree.
+    """
     settings = settings or get_settings()
+    first_date = _first_date(settings)
     symbols = build_symbol_defs(
-        partitions_start=settings.partitions_start,
+        first_date=first_date,
+        window_rule=settings.window_rule,
         schedule_cron=settings.schedule_cron,
         schedule_timezone=settings.schedule_timezone,
         recovery=RecoveryPolicy(

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from symbol_pipeline.definitions import build_definitions
-from symbol_pipeline.runs.instance import sqlite_storage
+from symbol_pipeline.runs.instance import INSTANCE_CLASS, sqlite_storage
 from symbol_pipeline.storage.database import get_engine
 from symbol_pipeline.storage.dialect import cached_engine
 
@@ -167,7 +167,8 @@ def batching_instance(path: Path) -> Iterator[dg.DagsterInstance]:
     """A test instance on the quick start's storage: its SQLite event log writes a step's partition
     events in one transaction (runs/sqlite_events.py), as the project's instance does."""
     path.mkdir(parents=True, exist_ok=True)
-    with dg.instance_for_test(temp_dir=str(path), overrides=sqlite_storage(path)) as inst:
+    overrides = {**sqlite_storage(path), "instance_class": INSTANCE_CLASS}
+    with dg.instance_for_test(temp_dir=str(path), overrides=overrides) as inst:
         yield inst
 
 

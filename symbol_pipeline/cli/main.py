@@ -17,6 +17,8 @@ from symbol_pipeline.cli.errors import CliError, err
 from symbol_pipeline.config import apply_dagster_event_settings, get_settings, parse_date
 from symbol_pipeline.lib.run_dates import check_run_date
 from symbol_pipeline.lib.symbols import InvalidSymbolError, parse_symbol_list
+from symbol_pipeline.services import window
+from symbol_pipeline.storage.dialect import cached_engine
 
 # The commands whose dates are runs of the symbol layer, and the options holding them.
 _RUN_DATE_OPTIONS = {"run": ("--date",), "backfill": ("--start", "--end")}
@@ -24,7 +26,7 @@ _RUN_DATE_OPTIONS = {"run": ("--date",), "backfill": ("--start", "--end")}
 
 def build_parser() -> argparse.ArgumentParser:
     # The command modules import Dagster, the definitions and the API: only once a parser is needed.
-    from symbol_pipeline.cli import events, operations, portfolio, symbols
+    from symbol_pipeline.cli import events, operations, portfolio, symbols, window_cmd
 
     parser = argparse.ArgumentParser(
         prog="symbol-pipeline",
@@ -35,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     operations.register(sub)
     portfolio.register(sub)
     events.register(sub)
+    window_cmd.register(sub)
     return parser
 
 
@@ -47,11 +50,15 @@ def early_check(argv: list[str]) -> None:
     for option in (*_RUN_DATE_OPTIONS[argv[0]], "--symbols"):
         light.add_argument(option)
     known, _ = light.parse_known_args(argv[1:])
-    first_partition = get_settings().partitions_start
+    settings = get_settings()
+    first_partition = None
     for option in _RUN_DATE_OPTIONS[argv[0]]:
         text = getattr(known, option.lstrip("-"))
         if text is not None:
-            check_run_date(parse_date(text), first_partition, option)
+            day = parse_date(text)
+            if first_partition is None:  # read once, without migrating: this check must stay light
+                first_partition = window.peek_first_date(cached_engine(settings.database_url), settings.window_rule)
+            check_run_date(day, first_partition, option, window.include_hint(day, settings.window_rule))
     if known.symbols is not None and not parse_symbol_list(known.symbols):
         raise CliError(f"--symbols {known.symbols!r} names no symbol (comma-separated tickers, e.g. AAPL,MSFT)")
 

@@ -12,6 +12,7 @@ import pandas as pd
 from symbol_pipeline.cli.console import RunConsole, execute_here, request_and_follow
 from symbol_pipeline.cli.errors import CliError
 from symbol_pipeline.cli.errors import err as _err
+from symbol_pipeline.cli.window_cmd import first_partition
 from symbol_pipeline.config import parse_date
 from symbol_pipeline.definitions import build_definitions
 from symbol_pipeline.defs.symbols.sensors import onboarding_run_requests
@@ -37,17 +38,18 @@ from symbol_pipeline.runs.submit import (
     register_symbols,
     run_portfolio_refresh,
 )
-from symbol_pipeline.services import onboarding
+from symbol_pipeline.services import onboarding, window
 from symbol_pipeline.services.onboarding import RecoveryPolicy
 from symbol_pipeline.storage import onboarding as queue_store
 from symbol_pipeline.storage import universe
 from symbol_pipeline.storage.database import get_engine
 
 
-def _session(text: str, what: str, first_partition: str) -> dt.date:
-    """A session to run, checked before anything is opened (runs.requests.check_run_date)."""
+def _session(text: str, what: str, settings) -> dt.date:
+    """A session to run, inside the stored window (runs.requests.check_run_date)."""
+    day = parse_date(text)
     try:
-        return check_run_date(parse_date(text), first_partition, what)
+        return check_run_date(day, first_partition(settings), what, window.include_hint(day, settings.window_rule))
     except InvalidRunDateError as exc:
         raise CliError(str(exc)) from None
 
@@ -63,8 +65,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     """The symbol layer over [start, end] × symbols: asked of the daemon when one serves the
     instance, else executed in this process; followed through the instance either way."""
     settings = args.settings
-    start = _session(args.start, "--start", settings.partitions_start)
-    end = _session(args.end, "--end", settings.partitions_start)
+    start = _session(args.start, "--start", settings)
+    end = _session(args.end, "--end", settings)
     if end < start:
         raise CliError(f"--end {end} is before --start {start}")
     symbols = None
@@ -121,7 +123,7 @@ def cmd_onboard(args: argparse.Namespace) -> int:
         # The daemon's sensor keeps its own cursor; rows it claimed are left to it.
         plan = onboarding.plan_onboarding(
             engine, instance.get_dynamic_partitions(SYMBOL_DIMENSION), None,
-            now=pd.Timestamp.now(tz="UTC"), first_partition=dt.date.fromisoformat(settings.partitions_start),
+            now=pd.Timestamp.now(tz="UTC"), first_partition=first_partition(settings),
             limit=args.limit, reclaim=False,
         )
         if not plan.claimed:

@@ -12,6 +12,7 @@ from symbol_pipeline.api.fields import EARLIEST_DATE, today
 from symbol_pipeline.cli.console import RunConsole, execute_here, request_and_follow
 from symbol_pipeline.cli.errors import CliError
 from symbol_pipeline.cli.errors import err as _err
+from symbol_pipeline.cli.window_cmd import first_partition
 from symbol_pipeline.config import parse_date
 from symbol_pipeline.definitions import build_definitions
 from symbol_pipeline.defs.resources import price_source_resource
@@ -24,6 +25,7 @@ from symbol_pipeline.runs.keys import DAILY_RUN_KIND, RUN_KIND_TAG, SYMBOL_DIMEN
 from symbol_pipeline.runs.requests import InvalidRunDateError, OpenRequestError, check_run_date, daemon_serving
 from symbol_pipeline.runs.submit import fail_orphaned_runs, register_symbols, run_portfolio_refresh
 from symbol_pipeline.services import symbols as symbol_service
+from symbol_pipeline.services import window
 from symbol_pipeline.storage import betas as beta_store
 from symbol_pipeline.storage import universe
 from symbol_pipeline.storage.database import get_engine
@@ -31,12 +33,13 @@ from symbol_pipeline.storage.database import get_engine
 BETA_CSV_HEADER = ("symbol", "factor", "beta", "r_squared", "observations", "quality")
 
 
-def _session_or_default(text: str | None, first_partition: str) -> dt.date:
+def _session_or_default(text: str | None, settings) -> dt.date:
     """The session to run: --date checked (a session inside the partitions, not after the latest
-    completed one) before anything is opened, or the latest completed session."""
+    completed one), or the latest completed session."""
     day = sessions.latest_completed_session() if text is None else parse_date(text)
     try:
-        return check_run_date(day, first_partition, "--date" if text is not None else "the latest session")
+        return check_run_date(day, first_partition(settings), "--date" if text is not None else "the latest session",
+                              window.include_hint(day, settings.window_rule))
     except InvalidRunDateError as exc:
         raise CliError(str(exc)) from None
 
@@ -64,7 +67,7 @@ def _default_universe(source) -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = args.settings
-    day = _session_or_default(args.date, settings.partitions_start)
+    day = _session_or_default(args.date, settings)
     requested = _symbols_arg(args.symbols)
     console = RunConsole(verbose=args.verbose)
     engine = get_engine(settings.database_url)
@@ -108,8 +111,29 @@ def cmd_run(args: argparse.Namespace) -> int:
                 refresh = run_portfolio_refresh(instance, defs, run_config=console.run_config)
                 if not refresh.success:
                     console.line(f"portfolio refresh run {refresh.run_ids[0]} FAILED")
+    if requested:
+        for line in skipped_lines(engine, day, requested):
+            console.line(line)
     next_steps = [f"`symbol-pipeline betas --date {day}`", "the runs in the Dagster UI: `dagster dev`"]
     return console.summary(summary, f"symbol layer {day}", next_steps)
+
+
+def skipped_lines(engine, day: dt.date, requested: list[str]) -> list[str]:
+    """One line per symbol of an explicit --symbols list that has no beta on `day`: why, and the
+    command that recovers it (a run skips `error` symbols rather than fetch them again)."""
+    with engine.connect() as conn:
+        computed = set(beta_store.read_exposures(conn, day, requested)["symbol"])
+        lines = []
+        for symbol in requested:
+            if symbol in computed:
+                continue
+            status = universe.symbol_status(conn, symbol)
+            state = status.status if status else "unknown"
+            why = (status.error_message or "") if status else ""
+            fix = (f"`symbol-pipeline symbols retry {symbol}`, then this run again" if state == "error"
+                   else f"`symbol-pipeline symbols status {symbol}`")
+            lines.append(f"skipped {symbol}: {state}" + (f" ({why})" if why else "") + f"; recover with {fix}")
+    return lines
 
 
 def _fmt(value) -> str:

@@ -10,7 +10,7 @@ import datetime as dt
 
 import dagster as dg
 
-from symbol_pipeline.lib.sessions import EXCHANGE_TIMEZONE, REGULAR_CLOSE, last_known_session, non_session_weekdays
+from symbol_pipeline.lib.sessions import EXCHANGE_TIMEZONE, REGULAR_CLOSE, exclusion_horizon, non_session_weekdays
 from symbol_pipeline.runs.keys import DATE_DIMENSION, DATE_FORMAT, SYMBOL_DIMENSION
 
 # The dynamic dimension holds no setting: every code location shares the same `symbol` keys.
@@ -18,9 +18,10 @@ symbol_partitions = dg.DynamicPartitionsDefinition(name=SYMBOL_DIMENSION)
 
 
 def _holidays(start: str) -> list[dt.datetime]:
-    # The calendar knows holidays about a year ahead; later ones appear as the package updates.
+    # Up to a horizon that depends on `start` alone, never on the day this process started: the
+    # exclusions are part of the definition's identifier, which every process must share.
     # At the partitions' tick time: Dagster excludes a tick whose timestamp equals the datetime.
-    return [dt.datetime.combine(d, REGULAR_CLOSE) for d in non_session_weekdays(start, last_known_session())]
+    return [dt.datetime.combine(d, REGULAR_CLOSE) for d in non_session_weekdays(start, exclusion_horizon(start))]
 
 
 def trading_date_partitions(start: str) -> dg.TimeWindowPartitionsDefinition:

@@ -15,13 +15,16 @@ class InvalidRunDateError(ValueError):
     """A date the symbol layer cannot run for; the message names the rule."""
 
 
-def check_run_date(day: dt.date, first_partition: dt.date | str, what: str = "date") -> dt.date:
+def check_run_date(day: dt.date, first_partition: dt.date | str, what: str = "date",
+                   how_to_include: str = "") -> dt.date:
     """`day` when it is an NYSE session inside the date partitions and not after the latest
-    completed session; InvalidRunDateError saying which rule it breaks otherwise. The bounds are
+    completed session; InvalidRunDateError saying which rule it breaks otherwise (`how_to_include`:
+    the setting that would take in a date before the partitions). The bounds are
     checked before the calendar, which cannot place a date far outside its range."""
     first = dt.date.fromisoformat(first_partition) if isinstance(first_partition, str) else first_partition
     if day < first:
-        raise InvalidRunDateError(f"{what} {day} is before the first date partition {first}")
+        raise InvalidRunDateError(f"{what} {day} is before the first date partition {first}"
+                                  + (f"; {how_to_include}" if how_to_include else ""))
     if day > dt.datetime.now(dt.timezone.utc).date():  # in the future: no need to build the calendar
         raise InvalidRunDateError(f"{what} {day} is after the latest completed session (it is in the future)")
     latest = sessions.latest_completed_session()

@@ -11,6 +11,14 @@ import pandas as pd
 EXCHANGE = "XNYS"
 EXCHANGE_TIMEZONE = "America/New_York"
 _CALENDAR_START = "1995-01-03"
+# A fixed end, not exchange_calendars' default (a year after the day the calendar is built): two
+# processes started on different days must list the same holidays, or their date partitions
+# differ (issue 17). The holiday rules reach any year; ad hoc closures arrive with the package.
+_CALENDAR_END = "2036-12-31"
+# How far past the first date partition the partitions exclude holidays: a function of the stored
+# first date alone, so every process computes the same list. The window moves daily, so this
+# always reaches years past today.
+EXCLUSION_YEARS = 3
 # NYSE's regular close: a session's date partition and its "completed" status start then.
 REGULAR_CLOSE = dt.time(16, 0)
 
@@ -21,7 +29,7 @@ class NotATradingDayError(ValueError):
 
 @lru_cache(maxsize=1)
 def _calendar() -> xcals.ExchangeCalendar:
-    return xcals.get_calendar(EXCHANGE, start=_CALENDAR_START)
+    return xcals.get_calendar(EXCHANGE, start=_CALENDAR_START, end=_CALENDAR_END)
 
 
 def _ts(day: dt.date | str) -> pd.Timestamp:
@@ -84,8 +92,26 @@ def all_sessions() -> pd.DatetimeIndex:
 
 
 def last_known_session() -> dt.date:
-    """The calendar knows holidays about a year ahead of today."""
+    """The last session of the calendar (its fixed end, _CALENDAR_END)."""
     return _calendar().last_session.date()
+
+
+def first_session() -> dt.date:
+    """The calendar's first session: the earliest date any date input can mean."""
+    return _calendar().first_session.date()
+
+
+def exclusion_horizon(start: dt.date | str) -> dt.date:
+    """The last day whose holidays the partitions starting at `start` exclude (a function of `start` only)."""
+    day = _ts(start).date()
+    return min(dt.date(day.year + EXCLUSION_YEARS, 12, 31), last_known_session())
+
+
+def window_start(last: dt.date | str, count: int) -> dt.date:
+    """The first of the `count` sessions ending at `last` (a session)."""
+    if count < 1:
+        raise ValueError(f"a window holds at least one session, not {count}")
+    return sessions_ending(last, count)[0].date()
 
 
 def non_session_weekdays(start: dt.date | str, end: dt.date | str) -> list[dt.date]:

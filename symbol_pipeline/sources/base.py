@@ -26,6 +26,16 @@ PRICE_COLUMNS: tuple[str, ...] = (
 )
 
 
+# A fetch failure that another attempt may fix (network, rate limit) starts with this; every other
+# reason (no data, unknown or malformed ticker, a missing file) is permanent: no retry within a
+# run can fix it, so the run fails at once and the symbol is `error` with the reason.
+TRANSIENT_FAILURE = "download failed"
+
+
+def is_transient(reason: str) -> bool:
+    return reason.startswith(TRANSIENT_FAILURE)
+
+
 class UnknownSymbolError(LookupError):
     """The source does not know the ticker at all."""
 

@@ -27,7 +27,14 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from symbol_pipeline.sources.base import PRICE_COLUMNS, FetchResult, PriceSource, empty_prices, split_valid_symbols
+from symbol_pipeline.sources.base import (
+    PRICE_COLUMNS,
+    TRANSIENT_FAILURE,
+    FetchResult,
+    PriceSource,
+    empty_prices,
+    split_valid_symbols,
+)
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +175,7 @@ class YFinanceSource(PriceSource):
             try:
                 data = split_by_ticker(self._download_chunk(chunk, start, end), chunk)
             except Exception as exc:
-                reason = f"download failed after {self.max_attempts} attempts: {type(exc).__name__}: {exc}"
+                reason = f"{TRANSIENT_FAILURE} after {self.max_attempts} attempts: {type(exc).__name__}: {exc}"
                 failures.update(dict.fromkeys(chunk, reason))
                 continue
             for symbol in chunk:

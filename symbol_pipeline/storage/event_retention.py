@@ -60,3 +60,49 @@ def prune_events(conn: Connection, before: dt.datetime) -> dict[str, int]:
     removed["orphaned_tags"] = conn.execute(orphan_tags).rowcount
     return removed
 
+
+
+# --- the window's retention (issue 17): what lies before the first date partition goes -----------
+# Partition keys of the date-partitioned assets start with the session ("2026-11-06|AAPL" or
+# "2026-11-06"), so "before the first date" is one string comparison, on both SQLite and PostgreSQL.
+
+
+def prune_before_window(conn: Connection, asset_keys: list[str], first_date: dt.date) -> dict[str, int]:
+    """Delete every event of `asset_keys` (serialised AssetKeys) whose partition is before
+    `first_date`, with its asset-event tags. Other assets (the portfolio ones) are untouched."""
+    if not asset_keys:
+        return {"partition_events": 0, "partition_event_tags": 0}
+    where = "asset_key IN :keys AND partition IS NOT NULL AND partition < :first"
+    params = {"keys": asset_keys, "first": first_date.isoformat()}
+    tags = sa.text(
+        f"DELETE FROM asset_event_tags WHERE event_id IN (SELECT id FROM event_logs WHERE {where})"
+    ).bindparams(sa.bindparam("keys", expanding=True))
+    events = sa.text(f"DELETE FROM event_logs WHERE {where}").bindparams(sa.bindparam("keys", expanding=True))
+    return {
+        "partition_event_tags": conn.execute(tags, params).rowcount,
+        "partition_events": conn.execute(events, params).rowcount,
+    }
+
+
+def runs_without_asset_events(conn: Connection, ended_before: dt.datetime, run_ids: list[str]) -> list[str]:
+    """Of `run_ids` (finished runs), those with no asset event left in the event log: nothing of
+    a partition's status depends on them any more."""
+    if not run_ids:
+        return []
+    query = sa.text(
+        "SELECT DISTINCT run_id FROM event_logs WHERE run_id IN :ids AND dagster_event_type IN "
+        "('ASSET_MATERIALIZATION', 'ASSET_OBSERVATION', 'ASSET_CHECK_EVALUATION')"
+    ).bindparams(sa.bindparam("ids", expanding=True))
+    keep: set[str] = set()
+    for start in range(0, len(run_ids), 500):
+        keep.update(row[0] for row in conn.execute(query, {"ids": run_ids[start:start + 500]}))
+    return [run_id for run_id in run_ids if run_id not in keep]
+
+
+def event_log_size(conn: Connection) -> dict[str, int]:
+    """Rows of `event_logs`, and on PostgreSQL its total relation size in bytes (indexes, TOAST)."""
+    rows = int(conn.execute(sa.text("SELECT count(*) FROM event_logs")).scalar() or 0)
+    size = {"event_log_rows": rows}
+    if conn.dialect.name == "postgresql":
+        size["event_log_bytes"] = int(conn.execute(sa.text("SELECT pg_total_relation_size('event_logs')")).scalar())
+    return size

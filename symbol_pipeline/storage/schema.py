@@ -199,3 +199,16 @@ symbol_session_gaps = sa.Table(
     sa.CheckConstraint("reason IN ('not_listed', 'no_price', 'gap')", name="ck_symbol_session_gaps_reason"),
     sa.Index("ix_symbol_session_gaps_date", "date"),
 )
+
+# The first date partition every process builds its definitions with (issue 17): stored, not
+# computed from each process's clock, so that a code server, a daemon and a run worker started on
+# different days agree. One row; only the window move (services.window) changes it.
+partition_window = sa.Table(
+    "partition_window",
+    metadata,
+    sa.Column("id", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("first_date", sa.Date, nullable=False),
+    sa.Column("moved_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("moved_by", sa.String(64), nullable=False),
+    sa.CheckConstraint("id = 1", name="ck_partition_window_one_row"),
+)

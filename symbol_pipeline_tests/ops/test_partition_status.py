@@ -106,7 +106,7 @@ def test_status_equals_data_after_quick_start_backfill_and_onboarding(quick_star
     assert missing["market_beta"] == (SESSIONS - 1) * len(symbols)
 
     # "Backfill missing" over the whole default range, through the instance: nothing stays missing.
-    first = settings.partitions_start
+    first = min(k.split("|")[0] for k in _status("market_beta")[0])
     last = max(k.split("|")[0] for k in _status("market_beta")[0])
     assert cli(["backfill", "--start", first, "--end", last]) == 0
     assert set(_assert_status_is_data().values()) == {0}

@@ -8,13 +8,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from symbol_pipeline.api.deps import Admin, Db, Settings, setting
+from symbol_pipeline.api.deps import Admin, Db, Settings
 from symbol_pipeline.runs.requests import (
     InvalidRunDateError,
     check_run_date,
     daily_batch_status,
     request_daily_symbol_batch,
 )
+from symbol_pipeline.services import window
 
 router = APIRouter(tags=["admin"])
 
@@ -35,7 +36,8 @@ def run_symbol_batch(
     day = body.date if body else None
     if day is not None:
         try:
-            check_run_date(day, setting(request, "partitions_start"))
+            rule = settings.window_rule
+            check_run_date(day, window.peek_first_date(engine, rule), "date", window.include_hint(day, rule))
         except InvalidRunDateError as exc:
             raise RequestValidationError([{"loc": ("body", "date"), "msg": str(exc), "type": "value_error"}]) from None
     status, reply = request_daily_symbol_batch(engine, settings.data_dir, day, f"api:{caller.name}")

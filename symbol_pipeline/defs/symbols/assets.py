@@ -10,6 +10,7 @@ that hold data (defs/events.py, scope.py), not the whole range of its run.
 
 # No `from __future__ import annotations`: Dagster checks the `context` annotation's class at
 # decoration time, and a string annotation fails that check.
+import contextlib
 import time
 from collections.abc import Iterator
 
@@ -26,7 +27,7 @@ from symbol_pipeline.lib.factors import BETA_GROUPS, FACTORS, REGRESSOR_ETFS, wi
 from symbol_pipeline.runs.keys import DATE_DIMENSION, dates_and_symbols, parse_date_key
 from symbol_pipeline.services import onboarding, symbol_layer
 from symbol_pipeline.services import symbols as symbol_service
-from symbol_pipeline.sources.base import empty_prices
+from symbol_pipeline.sources.base import empty_prices, is_transient
 
 
 def _run_scope(context: dg.AssetExecutionContext, database: DatabaseResource, recovery: onboarding.RecoveryPolicy):
@@ -40,6 +41,16 @@ def _run_scope(context: dg.AssetExecutionContext, database: DatabaseResource, re
         if names:
             context.log.info(f"{len(names)} symbols {what}: {', '.join(names[:20])}")
     return engine, dates, scope.regress, [*scope.skipped, *scope.fetch_only], scope.fetch_only
+
+
+@contextlib.contextmanager
+def _no_retry_for_missing_regressors() -> Iterator[None]:
+    """A regressor ETF without a close on a run date is data the source does not have: retrying
+    the step (the RetryPolicy's minutes of backoff) cannot fix it, so the run fails at once."""
+    try:
+        yield
+    except symbol_layer.MissingRegressorError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
 
 
 PRICES, METRICS = "symbol_prices", "symbol_daily_metrics"
@@ -146,7 +157,10 @@ def build_symbol_layer_assets(
         engine = database.engine()
         report = symbol_layer.load_prices(engine, price_source.source(), list(REGRESSOR_ETFS), dates)
         if report.failures:
-            raise symbol_layer.MissingRegressorError(f"regressor ETFs could not be fetched: {report.failures}")
+            message = f"regressor ETFs could not be fetched: {report.failures}"
+            if any(is_transient(reason) for reason in report.failures.values()):
+                raise symbol_layer.MissingRegressorError(message)  # the step's RetryPolicy tries again
+            raise dg.Failure(description=message, allow_retries=False)
         # The ETF history it stored inside the range: sessions of factor_returns, and partitions
         # of symbol_prices, that hold data now; recorded as such.
         if report.fetched_from:
@@ -192,6 +206,10 @@ def build_symbol_layer_assets(
         context: dg.AssetExecutionContext, database: DatabaseResource, price_source: PriceSourceResource
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         """Prices, then the betas of the selected families, then the daily metrics, in that order."""
+        with _no_retry_for_missing_regressors():
+            yield from _symbol_layer_step(context, database, price_source)
+
+    def _symbol_layer_step(context, database, price_source) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         engine, dates, symbols, skipped, fetch_only = _run_scope(context, database, recovery)
         scope = PartitionScope(date_partitions, context.instance, set(dates), {*symbols, *fetch_only})
         selected = {key.path[-1] for key in context.selected_asset_keys}

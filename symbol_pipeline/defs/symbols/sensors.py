@@ -24,7 +24,7 @@ from symbol_pipeline.runs.keys import (
     symbols_in_range,
 )
 from symbol_pipeline.runs.submit import PORTFOLIO_JOB, portfolio_run_config
-from symbol_pipeline.services import onboarding, portfolio
+from symbol_pipeline.services import onboarding, portfolio, window
 from symbol_pipeline.storage import onboarding as queue
 from symbol_pipeline.storage.alerts import record_alert, set_webhook_status
 
@@ -104,9 +104,14 @@ def build_symbol_sensors(
 
         Claimed rows above it belong to a tick whose result was lost, and are claimed again.
         """
+        engine = database.engine()
+        # Never before the stored window's first date: after a move, this code server may still
+        # hold the earlier one until its reload, and a run worker (which loads the moved window)
+        # would fail a run over a date the move dropped.
+        stored = window.stored_first_date(engine)
         plan = onboarding.plan_onboarding(
-            database.engine(), context.instance.get_dynamic_partitions(SYMBOL_DIMENSION), context.cursor,
-            now=_now(), first_partition=first_partition,
+            engine, context.instance.get_dynamic_partitions(SYMBOL_DIMENSION), context.cursor,
+            now=_now(), first_partition=max(first_partition, stored or first_partition),
         )
         if not plan.claimed:
             return dg.SkipReason("no symbols waiting in the onboarding queue")
