@@ -33,7 +33,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_move(args: argparse.Namespace) -> int:
     # Dagster and the definitions only now: `window show` stays light.
     from symbol_pipeline.defs.symbols.window import partitions_for
-    from symbol_pipeline.runs.window import move_window
+    from symbol_pipeline.runs.window import move_window  # Dagster too, for the same reason
 
     settings = args.settings
     to = None
