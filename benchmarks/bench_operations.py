@@ -75,7 +75,8 @@ def _pg_instance(db: str, home: Path):
     storages = [("run_storage", "dagster_postgres.run_storage", "PostgresRunStorage"),
                 ("event_log_storage", "symbol_pipeline.runs.pg_events", "BatchingPostgresEventLogStorage"),
                 ("schedule_storage", "dagster_postgres.schedule_storage", "PostgresScheduleStorage")]
-    (home / "dagster.yaml").write_text("".join(
+    (home / "dagster.yaml").write_text(
+        "instance_class:\n  module: symbol_pipeline.runs.instance\n  class: SymbolPipelineInstance\n" + "".join(
         f"{name}:\n  module: {module}\n  class: {cls}\n  config:\n    postgres_url: {PG}{db}\n"
         for name, module, cls in storages
     ) + "python_logs:\n  python_log_level: INFO\ntelemetry:\n  enabled: false\n")

@@ -111,11 +111,23 @@ def cmd_run(args: argparse.Namespace) -> int:
                 refresh = run_portfolio_refresh(instance, defs, run_config=console.run_config)
                 if not refresh.success:
                     console.line(f"portfolio refresh run {refresh.run_ids[0]} FAILED")
+                if day == sessions.latest_completed_session():
+                    # Without a daemon this run is the daily step: the window moves with it.
+                    _move_window(instance, engine, settings, console)
     if requested:
         for line in skipped_lines(engine, day, requested):
             console.line(line)
     next_steps = [f"`symbol-pipeline betas --date {day}`", "the runs in the Dagster UI: `dagster dev`"]
     return console.summary(summary, f"symbol layer {day}", next_steps)
+
+
+def _move_window(instance, engine, settings, console: RunConsole) -> None:
+    from symbol_pipeline.defs.symbols.window import partitions_for
+    from symbol_pipeline.runs.window import move_window
+
+    report = move_window(instance, engine, settings.window_rule, partitions_for, by="symbol-pipeline run")
+    if report.plan.moves:
+        console.line(report.lines()[0])
 
 
 def skipped_lines(engine, day: dt.date, requested: list[str]) -> list[str]:

@@ -27,7 +27,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from symbol_pipeline.lib.sessions import EXCHANGE_TIMEZONE, REGULAR_CLOSE
-from symbol_pipeline.runs.keys import PARTITION_TAG, RANGE_START_TAG, parse_date_key
+from symbol_pipeline.runs.keys import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG, parse_date_key
 from symbol_pipeline.services import window
 from symbol_pipeline.storage import event_retention
 
@@ -115,14 +115,30 @@ def prune_window(instance: dg.DagsterInstance, first_date: dt.date,
     if getattr(storage, "_engine", None) is not None and storage._engine.dialect.name == "postgresql":
         with storage._engine.begin() as conn:
             removed.update(event_retention.prune_events(conn, opens))
-    records = instance.get_run_records(dg.RunsFilter(statuses=_FINISHED, updated_before=opens.replace(
-        tzinfo=dt.timezone.utc)), limit=_RUNS_PER_MOVE, ascending=True)
+    # The oldest finished runs, kept while an asset event of theirs remains or they are younger
+    # than the window (a failed run of yesterday has no materialisation, but belongs to the window).
+    records = instance.get_run_records(dg.RunsFilter(statuses=_FINISHED), limit=_RUNS_PER_MOVE, ascending=True)
+    old = [r.dagster_run.run_id for r in records if _before_window(r, opens, first_date)]
     with storage.index_connection() as conn:
-        idle = event_retention.runs_without_asset_events(conn, opens, [r.dagster_run.run_id for r in records])
+        idle = event_retention.runs_without_asset_events(conn, opens, old)
     for run_id in idle:
         instance.delete_run(run_id)
     removed["runs_deleted"] = len(idle)
     return removed
+
+
+def _before_window(record, opens: dt.datetime, first_date: dt.date) -> bool:
+    """A run that ended before the window opened, or whose partitions all lie before it."""
+    tags = record.dagster_run.tags
+    last = _date_of(tags.get(RANGE_END_TAG)) or _date_of(tags.get(PARTITION_TAG))
+    if last is not None:
+        return last < first_date
+    ended = record.update_timestamp
+    if ended is None:
+        return False
+    if ended.tzinfo is not None:
+        ended = ended.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return ended < opens
 
 
 def _keep_from(serialized: str | None, first: str) -> str | None:

@@ -8,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from symbol_pipeline.api.deps import Admin, Db, Settings
+from symbol_pipeline.api.deps import Admin, Db, Settings, setting
 from symbol_pipeline.runs.requests import (
     InvalidRunDateError,
     check_run_date,
@@ -36,7 +36,7 @@ def run_symbol_batch(
     day = body.date if body else None
     if day is not None:
         try:
-            rule = settings.window_rule
+            rule = setting(request, "window_rule")
             check_run_date(day, window.peek_first_date(engine, rule), "date", window.include_hint(day, rule))
         except InvalidRunDateError as exc:
             raise RequestValidationError([{"loc": ("body", "date"), "msg": str(exc), "type": "value_error"}]) from None
