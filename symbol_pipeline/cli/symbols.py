@@ -122,8 +122,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _move_window(instance, engine, settings, console: RunConsole) -> None:
+    # Imported here, as window_cmd.cmd_move does: the definitions only when a run needs them.
     from symbol_pipeline.defs.symbols.window import partitions_for
-    from symbol_pipeline.runs.window import move_window
+    from symbol_pipeline.runs.window import move_window  # the same reason
 
     report = move_window(instance, engine, settings.window_rule, partitions_for, by="symbol-pipeline run")
     if report.plan.moves:
