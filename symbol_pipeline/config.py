@@ -1,7 +1,7 @@
 """Settings read from the environment, in one place.
 
 Every setting has a default that works offline on a fresh clone: SQLite in ./data and the
-synthetic market. Production overrides them with environment variables (see README).
+synthetic market. Production overrides them with environment variables (README, "Settings").
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class Settings:
     schedule_timezone: str
     alert_webhook_url: str | None
     scenarios_file: str | None
-    # Symbols recover (README "Symbols recover"): automatic retries of a failed fetch, the first
+    # Symbols recover (docs/operations.md, "Symbols"): automatic retries of a failed fetch, the first
     # delay in hours (doubled for each later retry), sessions without a price before `delisted`,
     # and new symbols one API user may queue in 24 hours.
     symbol_retry_attempts: int = 4
@@ -128,7 +128,7 @@ def _float_setting(name: str, default: float) -> float:
 
 
 # Dagster writes one event per partition, each in its own transaction. These two settings batch
-# them (REFERENCE.md §3): a 2,000-symbol run on PostgreSQL goes from 154 s to 2.5 s. The second
+# them (docs/architecture.md): a 2,000-symbol run on PostgreSQL goes from 154 s to 2.5 s. The second
 # one also stops the partitions of a failed run from being marked failed individually: the run
 # failure, the alert row and the stale flag say what failed instead. deploy/dagster.env sets the
 # same values for the webserver and the daemon.

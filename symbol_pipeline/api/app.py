@@ -126,8 +126,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     app.state.caller_for = caller_for  # read by api.deps for requests without a body
 
-    # Every request with a body is authenticated before a byte of it is read, then bounded (no
-    # endpoint imports files yet, so one limit for all paths).
+    # Every request with a body is authenticated before a byte of it is read, then bounded: the
+    # positions import has its own limit, every other path the default (portfolios.body_limits).
     app.add_middleware(BodyLimitMiddleware, authenticate=caller_for,
                        limit_for=portfolios.body_limits(settings.max_body_bytes, settings.max_import_bytes))
     # A database outage anywhere below, the key check included, is a 503.

@@ -3,7 +3,7 @@
 clean strings, symbols, dates that every layer below can represent, a bounded scenario list.
 
 Validation happens here, at the edge, before any work: a body or query that fails it is a 422
-naming the field and the rule, and nothing is written. The bounds (README "Bounds", rules.py):
+naming the field and the rule, and nothing is written. The bounds (docs/api.md "Bounds", rules.py):
 
 * every number: finite (no NaN, no ±Infinity: Python's json parses them), an int or a float (not a
   boolean), and |x| ≤ MAX_NUMBER (1e13; a JSON integer beyond float range is refused, not overflowed);

@@ -67,7 +67,7 @@ class RunConsole:
     def update(self, progress: following.Progress) -> None:
         done, total = progress.materialized, progress.total
         # A first run or an onboarding also records the history it loaded inside the range (one
-        # event per partition, README "Partition status"): the total grows to what was recorded.
+        # event per partition, docs/architecture.md, "Partition status is the database"): the total grows to what was recorded.
         total = max(total, done) if total else total
         if self.stream.isatty() and not self.verbose:
             if self._bar is None:

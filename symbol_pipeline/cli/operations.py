@@ -103,7 +103,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def recovery_policy(settings) -> RecoveryPolicy:
-    """The settings' retry and delisting policy (README "Symbols recover")."""
+    """The settings' retry and delisting policy (docs/operations.md, "Symbols")."""
     return RecoveryPolicy(retry_attempts=settings.symbol_retry_attempts,
                           retry_delay=dt.timedelta(hours=settings.symbol_retry_delay_hours),
                           delisted_after_sessions=settings.delisted_after_sessions)

@@ -3,7 +3,7 @@
 A `MaterializeResult` of a run over a range marks every partition of the range materialised,
 whatever the step stored, and stamps each event with the whole run's metadata and a data
 version whose provenance enumerates every upstream partition of the windows (2,400 bytes an
-event, REFERENCE.md §3). The symbol-layer step instead records, per asset, the partitions that
+event, docs/architecture.md). The symbol-layer step instead records, per asset, the partitions that
 the database now holds a row for (storage.coverage), and puts the run's summary metadata on the
 last event only, which is the one the UI shows as the latest materialisation.
 
@@ -18,8 +18,9 @@ partition and, on the last one, the metadata. The rows are the ones Dagster's ow
 handling writes, minus the logging tags, the step handles and the message; the run's event
 stream, the partition status and the asset's latest materialisation read them as usual.
 
-It is the one place that touches Dagster's internal event constructors; dagster is pinned to
-one release in pyproject.toml and `symbol_pipeline_tests/ops/test_partition_status.py` checks
+It is the one place that builds Dagster's internal events. Every private Dagster API the project
+uses, this module's among them, is listed with why in docs/architecture.md; dagster is pinned to
+one release in pyproject.toml, and `symbol_pipeline_tests/ops/test_partition_status.py` checks
 the statuses through the instance.
 """
 

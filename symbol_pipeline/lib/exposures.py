@@ -1,6 +1,6 @@
 """Portfolio factor exposures: a sparse (portfolios × symbols) matrix times the symbol betas.
 
-Pure numpy/scipy. Definitions in REFERENCE.md §1 "Portfolio aggregation":
+Pure numpy/scipy. Definitions in docs/methodology.md, "Portfolio aggregation":
 weight = signed market value / equity; portfolio beta = Σ weight × symbol beta;
 coverage = share of gross exposure whose symbol has a beta (per factor).
 A symbol without a beta contributes nothing to the beta and lowers coverage; callers name it.

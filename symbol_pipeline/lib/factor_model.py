@@ -1,4 +1,4 @@
-"""Factor exposures of every symbol on one date: the twelve factors of REFERENCE.md §1.
+"""Factor exposures of every symbol on one date: the twelve factors of docs/methodology.md.
 
 One vectorised regression per factor (one joint ridge for the six style factors) over all
 symbols, each on the last `window` sessions ending at the date and never a row after it.

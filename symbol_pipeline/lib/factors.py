@@ -1,4 +1,4 @@
-"""The twelve factor definitions of REFERENCE.md §1, as data."""
+"""The twelve factor definitions of docs/methodology.md, as data."""
 
 from __future__ import annotations
 

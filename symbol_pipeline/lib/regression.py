@@ -6,7 +6,7 @@ products over the (W, N) mask, as a few array reductions and one batched (N, K, 
 per-symbol model is fitted, and OLS regressions that share a window share y's moments
 (`ols_betas_many`). The results
 agree with statsmodels ``OLS(y, add_constant(x))`` and with scikit-learn's
-``StandardScaler`` + ``Ridge`` fitted symbol by symbol (REFERENCE.md §1), which is what the
+``StandardScaler`` + ``Ridge`` fitted symbol by symbol (docs/methodology.md), which is what the
 tests hold them to.
 """
 

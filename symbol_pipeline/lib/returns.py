@@ -1,4 +1,4 @@
-"""Daily total returns on the NYSE session grid (REFERENCE.md §1, "Sessions and returns").
+"""Daily total returns on the NYSE session grid (docs/methodology.md, "Sessions and returns").
 
 The wrappers pivot a long price frame (one row per symbol and date) onto a fixed session grid
 with integer indexing instead of ``DataFrame.pivot``: 10,000 symbols × 181 sessions is 1.8

@@ -1,7 +1,7 @@
-"""Risk decomposition (REFERENCE.md §1 "Risk decomposition"): one factor model at a time. Pure numpy.
+"""Risk decomposition (docs/methodology.md, "Risk decomposition"): one factor model at a time. Pure numpy.
 
 For model m with factor returns f_t (its ETFs' daily returns) and a portfolio's exposures b
-(its §1 portfolio betas to the model's factors, fractions of equity):
+(its portfolio betas to the model's factors, fractions of equity):
 
     factor variance     V_f = bᵀ Σ b,  contribution c_k = b_k (Σ b)_k,  Σ_k c_k = V_f
     specific variance   V_s = Σ_i w_i² s_i²   (w_i weight of symbol i, s_i² its residual variance)

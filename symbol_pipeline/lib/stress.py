@@ -1,4 +1,4 @@
-"""Stress tests (REFERENCE.md §1 "Stress testing"). Pure numpy/pandas; returns from `lib.returns`.
+"""Stress tests (docs/methodology.md, "Stress tests"). Pure numpy/pandas; returns from `lib.returns`.
 
 A scenario shocks some of the eight factor ETFs (rates through TLT: m_TLT = −16.5 × Δy,
 Δy in decimal so +100 bp = +0.01 ⇒ TLT −16.5 %). The correlated path moves every unshocked

@@ -70,7 +70,7 @@ def dates_and_symbols(partition_keys: Iterable[str]) -> tuple[list[dt.date], lis
 def range_tags(first_date: str, last_date: str, first_symbol: str, last_symbol: str) -> dict[str, str]:
     """Tags that make one run cover dates × the symbols between two keys of the dynamic partition.
 
-    build_schedule_from_partitioned_job would make one run per symbol (REFERENCE.md §3).
+    build_schedule_from_partitioned_job would make one run per symbol (docs/architecture.md).
     """
     return {
         RANGE_START_TAG: str(date_symbol_key(first_date, first_symbol)),

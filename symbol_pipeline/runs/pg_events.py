@@ -9,7 +9,7 @@ compiled statement (SQLAlchemy's insertmanyvalues, which psycopg2 receives as a 
 INSERTs), with `RETURNING id` in parameter order, and then writes the asset-event tags and the
 asset record from the batch's last event exactly as the parent does.
 
-It also carries the two batching switches of deploy/dagster.env (REFERENCE.md §3) as properties
+It also carries the two batching switches of deploy/dagster.env (docs/architecture.md) as properties
 of the storage, like runs/sqlite_events.py does for the quick start: a process that opens the
 production instance without that environment still batches.
 

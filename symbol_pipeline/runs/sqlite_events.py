@@ -10,7 +10,7 @@ shard and in the index shard, the index's asset-event tags, and the asset record
 batch's last event, as dagster-postgres does (`PostgresEventLogStorage.store_event_batch`).
 
 The quick-start instance uses it through `dagster.yaml` and `runs.instance.get_instance`, so it
-also carries the two batching switches of deploy/dagster.env (REFERENCE.md §3) into every process
+also carries the two batching switches of deploy/dagster.env (docs/architecture.md) into every process
 that opens that instance, `dagster dev`'s webserver, daemon and run workers included, where
 nothing sets them: one planned event per asset and run instead of one per partition, and a
 step's partition events handed over in batches.

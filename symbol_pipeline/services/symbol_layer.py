@@ -1,7 +1,7 @@
 """The symbol layer's work over "a set of dates × a set of symbols", independent of Dagster.
 
 The Dagster assets call these with the dates and symbols of their run, so the partitioning can
-change without touching the computation (REFERENCE.md §3). Each step commits in batches:
+change without touching the computation (docs/architecture.md, "Dagster at this scale"). Each step commits in batches:
 a crash keeps what was done, and a rerun rewrites the same rows. Each step holds the run's
 dates' locks (storage.locks) while it writes, so two runs never write the same dates at once,
 whatever started them: the schedule, a backfill, the CLI or an onboarding sensor.
@@ -85,7 +85,7 @@ def load_prices(
     A raw-close source is asked only for symbols with missing sessions (see _missing_ranges).
     An adjusted-only source is asked for the whole window every time, because its history is
     restated after every dividend and split; mixing two adjustment bases would turn each
-    dividend into a loss (REFERENCE.md §1).
+    dividend into a loss (docs/methodology.md).
     """
     started = time.perf_counter()
     report = PriceLoadReport(symbols_requested=len(symbols))
@@ -140,9 +140,9 @@ def ensure_regressor_prices(
 ) -> PriceLoadReport | None:
     """Load the window's prices when a date's regressor closes are not stored yet.
 
-    The normal run stores them in its prices step. A beta partition can also be targeted
-    without its prices, e.g. by a UI backfill, which Dagster extends to every beta whose window
-    holds a selected price session; those betas fetch what they need here.
+    The normal run stores them in its prices step. A beta or metric partition can also be
+    targeted without its prices (the UI materialises any subset of the symbol assets); those
+    betas fetch what they need here.
     """
     with engine.connect() as conn:
         stored = price_store.count_rows_on(conn, REGRESSOR_ETFS, dates)

@@ -7,7 +7,7 @@ adapter undoes the split adjustment inside the fetched data,
     raw close_t = Close_t * product of `Stock Splits` ratios on sessions strictly after t,
 
 so that (close_t + dividend_t) * split_ratio_t / close_(t-1) - 1 is the total return
-(REFERENCE.md §1) and stored closes never need restating after a later dividend.
+(docs/methodology.md) and stored closes never need restating after a later dividend.
 
 Limits, by construction of Yahoo's data: a split after `end` is not in the fetched rows, so when
 `end` is in the past the reconstructed levels are scaled by the splits since then (returns within

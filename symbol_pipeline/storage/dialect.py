@@ -41,7 +41,7 @@ def chunks(items: Sequence, size: int = IN_LIMIT) -> Iterable[Sequence]:
 
 
 def normalise_database_url(url: str) -> str:
-    """Pin PostgreSQL URLs to psycopg2, the driver this project installs (REFERENCE.md §3)."""
+    """Pin PostgreSQL URLs to psycopg2, the driver this project installs (docs/architecture.md, "Dagster at this scale")."""
     if url.startswith("postgres://"):
         url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):

@@ -75,7 +75,7 @@ positions = sa.Table(
     sa.Index("ix_positions_symbol", "symbol"),
 )
 
-# Holdings at a date (REFERENCE.md §1 "Holdings at a date"): every quantity and equity a position or
+# Holdings at a date (docs/methodology.md, "Holdings at a date"): every quantity and equity a position or
 # portfolio has had, with the date from which it applies; rows are appended, never overwritten, so any
 # past date can be reconstructed. A position is open from its first row's date until its exit_date
 # (exclusive); on a date D its quantity is its latest row on or before D (the highest id among rows

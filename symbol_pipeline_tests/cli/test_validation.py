@@ -1,10 +1,10 @@
-"""Bad CLI arguments: one line on stderr, exit 1, before any work, and fast (the dates are checked
-before Dagster is imported); an unreachable database is one line too; the operators' symbol commands."""
+"""Bad CLI arguments: one line on stderr, exit 1, before any work and before Dagster is imported
+(seconds of imports a mistyped date should not wait for); an unreachable database is one line too;
+the operators' symbol commands."""
 
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 
@@ -15,17 +15,24 @@ from symbol_pipeline.storage import universe
 from symbol_pipeline.storage.database import get_engine
 from symbol_pipeline.storage.onboarding import queue_rows
 
-# The issue's bound: under 5 s. Counted in CPU seconds of the child process, which a busy CI
-# machine (2 cores shared with other tests) does not inflate the way it inflates wall time.
-MAX_SECONDS = 5.0
+# The CLI in a child process, which then names the heavy modules it imported on its last stdout
+# line: what the old bound of 5 s stood for is that a bad argument is refused before Dagster and
+# the definitions are imported (about 1.5–3 s of CPU to import, docs/performance.md).
+_CHILD = """
+import sys
+from symbol_pipeline.cli.main import main
+code = main(sys.argv[1:])
+print(",".join(m for m in ("dagster", "symbol_pipeline.definitions") if m in sys.modules))
+sys.exit(code)
+"""
 
 
-def _cli(*args: str, env: dict | None = None) -> tuple[subprocess.CompletedProcess, float]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run([sys.executable, "-m", "symbol_pipeline.cli", *args], capture_output=True, text=True,
+def _cli(*args: str, env: dict | None = None) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """The finished child, and the heavy modules it had imported when the command returned."""
+    done = subprocess.run([sys.executable, "-c", _CHILD, *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=120)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return done, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    last = done.stdout.strip().splitlines()[-1:] or [""]
+    return done, [m for m in last[0].split(",") if m]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -41,18 +48,19 @@ def _cli(*args: str, env: dict | None = None) -> tuple[subprocess.CompletedProce
     (["backfill", "--start", "2024-06-01", "--end", "2024-06-28"], "--start 2024-06-01 is not an NYSE"),
     (["backfill", "--start", "2024-06-03", "--end", "2024-06-28", "--symbols", " , "], "names no symbol"),
 ])
-def test_bad_run_arguments_are_one_line_and_exit_1_fast(pipeline_env, args, message):
-    done, seconds = _cli(*args)
+def test_bad_run_arguments_are_one_line_and_exit_1_before_dagster_is_imported(pipeline_env, args, message):
+    done, imported = _cli(*args)
     assert done.returncode == 1, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.stderr
-    assert seconds < MAX_SECONDS, f"{seconds:.1f} CPU seconds"
+    assert imported == [], f"imported before refusing the argument: {imported}"
     assert not (pipeline_env / "symbol_pipeline.sqlite").exists()  # nothing opened, nothing written
 
 
 def test_an_unreachable_database_is_one_line(pipeline_env):
-    done, _ = _cli("symbols", "list", env={"SYMBOL_PIPELINE_DATABASE_URL": "postgresql://nobody:secret@127.0.0.1:1/x"})
+    done, imported = _cli("symbols", "list", env={"SYMBOL_PIPELINE_DATABASE_URL": "postgresql://nobody:secret@127.0.0.1:1/x"})
     assert done.returncode == 1
+    assert "dagster" in imported  # past the argument checks the commands import Dagster: the probe sees it
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: database postgresql+psycopg2://nobody:***@127.0.0.1:1/x")
     assert "secret" not in done.stderr

@@ -91,7 +91,7 @@ def test_real_prices_utility_beta_below_chipmaker(real_returns):
     market = got[got["factor"] == "market_beta"].set_index("symbol")["beta"]
     assert market["NEE"] < market["NVDA"]
     assert market["SPY"] == pytest.approx(1.0, abs=1e-12)
-    # SPY's ridge betas sum to about one (REFERENCE.md §1).
+    # SPY's ridge betas sum to about one (docs/methodology.md).
     ridge = got[(got["symbol"] == "SPY") & (got["method"] == "ridge")]["beta"].sum()
     assert ridge == pytest.approx(1.0, abs=0.1)
 

@@ -35,7 +35,7 @@ def reference_ols(y, x, min_obs):
 
 
 def reference_ridge(y, X, alpha, min_obs):
-    """The REFERENCE.md pipeline per column: (betas (N, K), intercept, r2, nobs)."""
+    """The docs/methodology.md ridge pipeline per column: (betas (N, K), intercept, r2, nobs)."""
     N, K = y.shape[1], X.shape[1]
     betas = np.full((N, K), np.nan)
     intercept = np.full(N, np.nan)

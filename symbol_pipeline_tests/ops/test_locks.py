@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 from symbol_pipeline.storage.locks import date_locks, lock_key, locked_elsewhere
 
@@ -14,30 +13,39 @@ def test_lock_keys_are_stable_and_distinct():
     assert -(2**63) <= lock_key("2024-06-14") < 2**63
 
 
-def _hold(engine, dates, seconds, started: threading.Event):
+def _hold(engine, dates, started: threading.Event, release: threading.Event, order: list[str]):
     with date_locks(engine, dates):
         started.set()
-        time.sleep(seconds)
+        assert release.wait(30)
+        order.append("holder releasing")
 
 
 def test_same_dates_wait_other_dates_do_not(ops_env, engine):
-    started = threading.Event()
-    holder = threading.Thread(target=_hold, args=(engine, ["2024-06-14", "2024-06-13"], 0.8, started))
+    # No clock: a lock not waited on never calls wait_log; a lock waited on calls it once, and
+    # is held only after the holder let go. The holder lets go when the waiter says it waits.
+    started, release, order = threading.Event(), threading.Event(), []
+    holder = threading.Thread(target=_hold, args=(engine, ["2024-06-14", "2024-06-13"], started, release, order))
     holder.start()
     assert started.wait(10)
     assert locked_elsewhere(engine, "2024-06-14")
 
-    t0 = time.perf_counter()
-    with date_locks(engine, ["2024-06-12"]):  # disjoint: no wait
-        assert time.perf_counter() - t0 < 0.5
+    not_waited: list[str] = []
+    with date_locks(engine, ["2024-06-12"], wait_log=not_waited.append):  # disjoint dates
+        assert locked_elsewhere(engine, "2024-06-14")  # the holder still holds its dates
+    assert not_waited == []
 
     waited: list[str] = []
-    t0 = time.perf_counter()
-    with date_locks(engine, ["2024-06-14", "2024-06-17"], wait_log=waited.append) as held:
-        elapsed = time.perf_counter() - t0
+
+    def wait_log(message: str) -> None:
+        waited.append(message)
+        release.set()
+
+    with date_locks(engine, ["2024-06-14", "2024-06-17"], wait_log=wait_log) as held:
+        order.append("waiter holding")
     holder.join()
     assert held == ["2024-06-14", "2024-06-17"]
-    assert elapsed > 0.4 and waited == ["waiting for another run writing 2024-06-14"]
+    assert waited == ["waiting for another run writing 2024-06-14"]
+    assert order == ["holder releasing", "waiter holding"]
     assert not locked_elsewhere(engine, "2024-06-14")
 
 

@@ -220,7 +220,7 @@ def build_symbol_layer_assets(
             # Symbols whose onboarding just failed (unknown ticker, no data) get no beta rows.
             symbols = [s for s in symbols if s not in failed]
         else:
-            # Betas or metrics without their prices (a UI subset, or a backfill's later windows).
+            # Betas or metrics without their prices (a UI subset of the assets).
             symbol_layer.ensure_regressor_prices(engine, source, symbols, dates, progress=context.log.info)
         # Delisted symbols are not regressed: they have no price on these dates, so their rows say
         # `no_price_on_date` with every estimate empty, and their partitions hold that record.

@@ -1,7 +1,7 @@
 """The daily schedule: after the US close, one run for the whole universe on that session.
 
 One run, not one per symbol: the RunRequest carries a partition range over the date × the
-first..last key of the dynamic `symbol` partition (REFERENCE.md §3; build_schedule_from_partitioned_job
+first..last key of the dynamic `symbol` partition (docs/architecture.md; build_schedule_from_partitioned_job
 would make one run per symbol). The run's cost depends on the number of symbols only: no
 portfolio is touched by it; portfolios are refreshed once, after it succeeds, by
 `symbol_layer_success_sensor`.

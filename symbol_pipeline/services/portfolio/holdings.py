@@ -1,4 +1,4 @@
-"""Holdings at a date (REFERENCE.md §1 "Holdings at a date"), for one date or many at once.
+"""Holdings at a date (docs/methodology.md, "Holdings at a date"), for one date or many at once.
 
 The positions open on D are those entered on or before D and not closed on or before D; each has
 the quantity of its latest quantity row on or before D, recorded in shares of that row's date and

@@ -3,7 +3,7 @@
 What a test estimating betas should expect: OLS betas over a window scatter around
 `population_betas` with their usual standard errors (the part of a stock's return not explained
 by the regressor is independent of it, all returns being jointly normal); ridge betas (alpha=1 on
-standardised regressors, REFERENCE.md §1) are in addition shrunk slightly towards zero, and the six
+standardised regressors, docs/methodology.md) are in addition shrunk slightly towards zero, and the six
 style ETFs are so collinear that their individual coefficients carry large standard errors.
 """
 

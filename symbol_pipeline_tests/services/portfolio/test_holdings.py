@@ -1,4 +1,4 @@
-"""Holdings at a date (REFERENCE.md §1): effective-dated quantities and equity, splits, closes,
+"""Holdings at a date (docs/methodology.md): effective-dated quantities and equity, splits, closes,
 first dates, and every change logged, versioned and invalidating only its portfolio's caches."""
 
 from __future__ import annotations
