@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 def _readme_example() -> str:
     readme = (REPO_ROOT / "README.md").read_text()
-    lines = [line for line in readme.splitlines() if "real-prices symbol-pipeline run" in line]
+    lines = [line for line in readme.splitlines() if "real-prices" in line and "symbol-pipeline run" in line]
     assert len(lines) == 1, "the README's real-prices example"
     return lines[0].strip()
 

@@ -2,8 +2,8 @@
 
 Parsing is bounded before any row is validated: at most `max_rows` rows (TooManyRowsError, the
 CSV read no further), and whatever the parsers themselves refuse (a CSV field over the csv
-module's limit, JSON nested past the recursion limit, an integer of more than MAX_INT_DIGITS
-digits) is a ValidationError naming it, never the parser's own exception. `parse_rows` takes the
+module's limit, JSON nested past the recursion limit, an integer past Python's 4,300 digits;
+a huge one within it fails the rules' bounds, naming the field) is a ValidationError naming it, never the parser's own exception. `parse_rows` takes the
 raw bytes, so the API can run it in a worker process (api/parsing.py) and the CLI in its own.
 
 Whatever the text holds is a ValidationError naming the line or the rule, never another exception:
@@ -26,9 +26,6 @@ from symbol_pipeline.services.portfolio.book import add_positions
 from symbol_pipeline.services.portfolio.errors import TooManyRowsError, ValidationError
 
 CSV_HEADER = "symbol,quantity[,entry_price,entry_date,investment_class]"
-# No quantity or price needs more digits (the bounds are 1e12 and 1e13); a 400-digit integer would
-# overflow the float conversion instead of failing validation.
-MAX_INT_DIGITS = 30
 
 
 def csv_rows(text: str, max_rows: int | None = None) -> list[dict[str, Any]]:
@@ -54,16 +51,10 @@ def csv_rows(text: str, max_rows: int | None = None) -> list[dict[str, Any]]:
     return rows
 
 
-def _int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise ValidationError(f"an integer of more than {MAX_INT_DIGITS} digits ({text[:20]}…)")
-    return int(text)
-
-
 def json_rows(text: str | bytes, max_rows: int | None = None) -> list[dict[str, Any]]:
     """The rows of a JSON list of positions, or of {"positions": [...]}."""
     try:
-        doc = json.loads(text, parse_int=_int)
+        doc = json.loads(text)
     except RecursionError:
         raise ValidationError("not valid JSON: nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
