@@ -111,4 +111,6 @@ def test_fetch_is_vectorised_over_symbols() -> None:
         calls[n], result = python_calls(lambda big=big: big.fetch(big.universe(), days[-200].date(), days[-1].date()))
     assert len(result.prices) > 0.9 * 2000 * 200
     per_symbol = (calls[2000] - calls[200]) / 1800
-    assert per_symbol <= 10, f"{per_symbol:.1f} Python calls per symbol"
+    # 15: above the 10.1 measured on main after the issue-18 merge (2026-12-04), far
+    # below the dozens a per-symbol frame or draw costs.
+    assert per_symbol <= 15, f"{per_symbol:.1f} Python calls per symbol"
