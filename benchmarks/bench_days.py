@@ -22,9 +22,13 @@ process's peak RSS; the move step's wall time; the first status read of every sy
 each move and after each symbol add (what the UI's partitions page pays before drawing: the
 status-cache step, read through the instance as the webserver reads it); the event log's rows and
 pg_total_relation_size after a plain VACUUM at the end and its growth over the last 20 sessions;
-with Chromium and playwright (and not --skip-ui), ../shared/tools/ui_pages.py on every symbol asset.
-Not measured here: the daily run launched by the daemon (a separate process: see
-bench_operations.py for the run in its own process).
+without --skip-ui, a webserver on the instance through the lived days (benchmarks/days_live.py):
+reloaded after each move as the move reloads a code server, its partitions page of market_beta timed
+in Chromium (../shared/tools/ui_pages.py) as the first status read after each move and each symbol
+add, the last day's daily run launched through it and started by `dagster-daemon`; at the end
+bench_year.ui: every symbol asset's partitions page and overview, the Materialize dialog, a symbol
+added, the daily schedule's tick and a "backfill missing" launch. Pages are skipped, saying why,
+without Chromium and playwright.
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ import argparse
 import datetime as dt
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,11 +48,13 @@ warnings.filterwarnings("ignore")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_operations import PG, _drop_db, _new_db, _pg_instance  # noqa: E402
-from bench_quickstart import _free_port, stop_server, wait_for_server  # noqa: E402
-from bench_year import SYMBOL_ASSETS, UI_PAGES, _ui_available  # noqa: E402
+from bench_year import SYMBOL_ASSETS  # noqa: E402
+from bench_year import ui as year_ui  # noqa: E402
+from days_live import LiveUI  # noqa: E402
 
 NY = ZoneInfo("America/New_York")
 MISSED: list[str] = []
+LIVE: list = []  # the webserver of the lived days, stopped before the databases are dropped
 
 
 def goal(label: str, value: float, limit: float, unit: str = "s") -> None:
@@ -118,28 +123,6 @@ def status_reads(instance, defs, label: str, limit: float) -> None:
     goal(f"  {label}: slowest first status read of the six symbol assets", worst, limit)
 
 
-def ui_pages(state_home: Path, label: str, limit: float) -> None:
-    missing = _ui_available()
-    if missing:
-        print(f"  UI pages ({label}): skipped, {missing}")
-        return
-    port = _free_port()
-    web = subprocess.Popen([str(Path(sys.executable).parent / "dagster-webserver"), "-w", str(REPO / "workspace.yaml"),
-                            "-p", str(port)], cwd=REPO, env={**os.environ, "DAGSTER_HOME": str(state_home)},
-                           stdout=open(state_home / "webserver.log", "a"), stderr=subprocess.STDOUT,
-                           start_new_session=True)
-    try:
-        wait_for_server(port, 300)
-        for asset in SYMBOL_ASSETS:
-            out = subprocess.run([sys.executable, str(UI_PAGES), f"http://127.0.0.1:{port}", asset, "--repeat", "1"],
-                                 capture_output=True, text=True, timeout=1800)
-            for line in out.stdout.splitlines():
-                if line.endswith(" s") and "materialize" not in line:
-                    goal(f"  ui {label} {line.rsplit(':', 1)[0]}", float(line.rsplit(":", 1)[1].split()[0]), limit)
-    finally:
-        stop_server(web)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--symbols", type=int, default=10_000)
@@ -164,6 +147,9 @@ def main() -> int:
     try:
         return run(args, work, dagster_db, data_db)
     finally:
+        for live in LIVE:
+            if live is not None:
+                live.close()
         if not args.keep:
             _drop_db(dagster_db)
             _drop_db(data_db)
@@ -214,23 +200,32 @@ def run(args, work: Path, dagster_db: str, data_db: str) -> int:
     onboard_on = set(lived[-args.onboard_days:]) if args.onboard_days else set()
     sizes: dict[dt.date, tuple[int, int]] = {}
     universe20 = [len(symbols)]
+    live = None if args.skip_ui else LiveUI(home, goal)
+    LIVE.append(live)
     for i, day in enumerate(lived):
         report = move_window(instance, engine, rule, partitions_for, now=evening(day), by="bench_days")
         print(f"day {i + 1}/{len(lived)} {day}: " + "; ".join(report.lines()[:1] + report.lines()[2:]), flush=True)
         goal("  move step", report.seconds, 60)
         defs = build_definitions(settings)  # the code server, reloaded by the move
+        if live is not None:  # the webserver's code server too; its page is the first status read
+            live.reload()
+            live.first_page("market_beta", f"{day} after the move", 5)
         status_reads(instance, defs, "after the move", 5)
         if i >= len(lived) - args.daily:
             if i == len(lived) - args.daily:  # as bench_operations: the window behind the run is stored
                 t0 = time.perf_counter()
                 load_prices(engine, market, symbols, [sessions.previous_session(day)])
                 print(f"  prices of the window behind {day} pre-loaded in {time.perf_counter() - t0:.0f} s", flush=True)
-            t0 = time.perf_counter()
-            result = run_symbol_layer(instance, defs, day, day, None)
-            goal(f"  daily run {day} over {len(symbols):,} symbols (ok={result.success})", time.perf_counter() - t0, 45)
-            goal("  peak RSS of the process so far", peak_mb(), 1024, "MB")
-            if not result.success:
-                MISSED.append(f"daily run {day} failed")
+            if live is not None and day == lived[-1]:
+                live.daemon_daily_run(defs, instance, day)
+            else:
+                t0 = time.perf_counter()
+                result = run_symbol_layer(instance, defs, day, day, None)
+                goal(f"  daily run {day} over {len(symbols):,} symbols (ok={result.success})",
+                     time.perf_counter() - t0, 45)
+                goal("  peak RSS of the process so far", peak_mb(), 1024, "MB")
+                if not result.success:
+                    MISSED.append(f"daily run {day} failed")
         else:
             write_day(instance, day, symbols)
         if day in onboard_on:
@@ -238,6 +233,8 @@ def run(args, work: Path, dagster_db: str, data_db: str) -> int:
             with engine.begin() as conn:
                 universe.add_symbols(conn, [new], status=universe.STATUS_PENDING)
             register_symbols(instance, [new])
+            if live is not None:
+                live.first_page("market_beta", f"{day} after adding {new}", 3)
             status_reads(instance, defs, f"after adding {new}", 3)
             first = window.stored_first_date(engine)
             t0 = time.perf_counter()
@@ -257,8 +254,10 @@ def run(args, work: Path, dagster_db: str, data_db: str) -> int:
               f"{100 * (len(symbols) - universe20[0]) / universe20[0]:.2f} % of the event log's partitions)")
         goal("event log growth over the last 20 sessions, rows", 100 * (rows - rows0) / rows0, 2, "%")
         goal("event log growth over the last 20 sessions, bytes", 100 * (size - size0) / size0, 2, "%")
-    if not args.skip_ui:
-        ui_pages(home, "after the last day", 3)
+    if live is not None:  # every symbol asset's pages, the dialog, a symbol added, "backfill missing"
+        LIVE.remove(live)
+        live.close()
+        year_ui({"home": str(home), "dagster_db": dagster_db}, 1)
     instance.dispose()
     print("goals missed: " + (", ".join(MISSED) if MISSED else "none"))
     return 1 if MISSED else 0

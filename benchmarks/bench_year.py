@@ -24,6 +24,9 @@ PostgreSQL, the production storages (deploy/dagster.yaml's, with the project's e
 
 `--keep DIR` keeps the databases and DIR/state.json; `--reuse DIR` skips steps 1-2 and measures
 the UI of a kept instance again. Without `--keep` the databases are dropped at the end.
+`--assets market_beta` limits what `--fast` writes and the UI measures to one asset: the envelope
+of docs/performance.md (partitions page time against partitions per asset) runs it at 1,000 × 252,
+10,000 × 21 and 10,000 × 63 with `--fast --chunk 1`.
 """
 
 from __future__ import annotations
@@ -165,7 +168,7 @@ def fast_history(state: dict, chunk: int) -> None:
                 write_keys(instance, run.run_id, job, "factor_returns", "factor_returns", block, marker)
                 continue
             keys = [f"{d}|{s}" for d in block for s in order]
-            for asset in SYMBOL_ASSETS:
+            for asset in state.get("assets", SYMBOL_ASSETS):
                 write_keys(instance, run.run_id, job, "symbol_layer", asset, keys, marker)
         print(f"  {block[0]}..{block[-1]}: {time.perf_counter() - t0:.0f} s written, "
               f"{(time.perf_counter() - started) / 60:.1f} min so far", flush=True)
@@ -218,8 +221,8 @@ def status(state: dict) -> None:
     if state.get("fast"):
         # The fast path leaves only the last run's rows; the real path stored every partition.
         against = "partitions (every one, as the pipeline's own runs leave them)"
-        stored = {name: len(keys) * len(instance.get_dynamic_partitions("symbol")) for name in SYMBOL_ASSETS}
-    for name in SYMBOL_ASSETS:
+        stored = {name: len(keys) * len(instance.get_dynamic_partitions("symbol")) for name in state.get("assets", SYMBOL_ASSETS)}
+    for name in state.get("assets", SYMBOL_ASSETS):
         key = dg.AssetKey(name)
         pdef = defs.resolve_assets_def(key).partitions_def
         t0 = time.perf_counter()
@@ -297,7 +300,7 @@ def ui(state: dict, repeat: int) -> None:
         if missing:
             print(f"UI pages: skipped, {missing}")
         else:
-            for asset in SYMBOL_ASSETS:
+            for asset in state.get("assets", SYMBOL_ASSETS):
                 _pages(port, asset, goal=3, repeat=repeat)
             # ui_pages.py's dialog figures include its 10 s wait for a Confirm button; once without:
             _dialog(port, "market_beta", goal=3)
@@ -346,6 +349,8 @@ def main() -> int:
     parser.add_argument("--fast", action="store_true",
                         help="the faster path: events of recorded runs for all but the last --chunk sessions")
     parser.add_argument("--repeat", type=int, default=2, help="page loads per asset (ui_pages.py --repeat)")
+    parser.add_argument("--assets", default=",".join(SYMBOL_ASSETS),
+                        help="the symbol assets --fast writes and the UI measures (the envelope: market_beta)")
     args = parser.parse_args()
     if args.reuse:
         folder = Path(args.reuse)
@@ -355,7 +360,8 @@ def main() -> int:
         folder.mkdir(parents=True, exist_ok=True)
         tag = uuid.uuid4().hex[:8]
         state = {"dagster_db": f"sp_year_dagster_{tag}", "data_db": f"sp_year_data_{tag}",
-                 "home": str(folder / "home"), "symbols": args.symbols, "sessions": args.sessions}
+                 "home": str(folder / "home"), "symbols": args.symbols, "sessions": args.sessions,
+                 "assets": [a for a in args.assets.split(",") if a]}
         for db in (state["dagster_db"], state["data_db"]):
             _admin(f'CREATE DATABASE "{db}"')
         (folder / "state.json").write_text(json.dumps(state))
