@@ -13,7 +13,6 @@ from symbol_pipeline.sources.base import FetchResult, PriceSource
 from symbol_pipeline.sources.synthetic import SyntheticMarket
 from symbol_pipeline.storage import betas as beta_store
 from symbol_pipeline.storage import universe
-from symbol_pipeline.storage.database import get_engine
 from symbol_pipeline.storage.schema import symbol_factor_exposures, symbol_prices_daily
 
 DAY = dt.date(2024, 6, 28)
@@ -22,11 +21,6 @@ DAY = dt.date(2024, 6, 28)
 @pytest.fixture
 def market() -> SyntheticMarket:
     return SyntheticMarket(seed=11, n_symbols=60)
-
-
-@pytest.fixture
-def engine(database_url):
-    return get_engine(database_url)
 
 
 def _all_rows(engine, table) -> pd.DataFrame:
@@ -82,7 +76,7 @@ class _Shifted(PriceSource):
         return FetchResult(prices, result.failures)
 
 
-def test_a_price_after_the_date_changes_no_beta_on_the_date(engine, market, database_url):
+def test_a_price_after_the_date_changes_no_beta_on_the_date(engine, market):
     symbols = market.universe()[:10]
     _run(engine, market, symbols, [DAY])
     with engine.connect() as conn:
