@@ -171,13 +171,20 @@ def test_a_run_waits_for_another_writing_the_same_date(engine, market):
     symbols = market.universe()[:3]
     _run(engine, market, symbols, [DAY])
     waited: list[str] = []
+    waiting = threading.Event()
+
+    def progress(message: str) -> None:
+        waited.append(message)
+        if message.startswith("waiting for another run"):
+            waiting.set()
+
+    # No clock: the worker says it waits, and it is still waiting, whatever the machine's load.
     with date_locks(engine, [DAY]):
-        worker = threading.Thread(
-            target=lambda: symbol_layer.compute_betas(engine, symbols, [DAY], progress=waited.append)
-        )
+        worker = threading.Thread(target=lambda: symbol_layer.compute_betas(engine, symbols, [DAY], progress=progress))
         worker.start()
-        worker.join(timeout=2)
+        assert waiting.wait(60), waited
         assert worker.is_alive(), "compute_betas wrote while another run held the date"
+        assert len(waited) == 1  # nothing computed past the lock
     worker.join(timeout=60)
     assert not worker.is_alive()
     assert waited[0] == f"waiting for another run writing {DAY.isoformat()}"
