@@ -66,7 +66,9 @@ def require_pg() -> None:
 def new_pg_database() -> Iterator[Callable[[str], str]]:
     """Factory of fresh PostgreSQL databases, by URL (dropped at the end of the session)."""
     require_pg()
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    # Pre-ping: the server may restart during a long session (the machine's other work does it), and
+    # the databases must still be dropped at the end.
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     created: list[str] = []
 
     def create(prefix: str = "sp_test") -> str:
