@@ -1,13 +1,11 @@
 import contextlib
 import os
-import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
-import sqlalchemy as sa
 
 from symbol_pipeline.definitions import build_definitions
 from symbol_pipeline.runs.instance import INSTANCE_CLASS, sqlite_storage
@@ -29,8 +27,9 @@ def real_prices_dir() -> Path:
     return path
 
 
-# --- databases -------------------------------------------------------------------------------
-PG_ADMIN_URL = os.environ.get("SYMBOL_PIPELINE_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+# --- databases: symbol_pipeline_tests/databases.py, one stack for the suite ----------------------
+pytest_plugins = ["symbol_pipeline_tests.databases"]
+
 # A fixed first date partition for tests that need long ranges (the default range moves with the calendar).
 # Close to the tests' sessions (2024-03 to 2024-12): a run records the history it loads inside the
 # range as materialisations, one event each, so a long range only makes the tests slower.
@@ -41,43 +40,6 @@ HISTORY_START = "2024-03-01"
 def _fixed_partitions_start(monkeypatch):
     """Tests run on fixed historical sessions; a test of the rolling default deletes this."""
     monkeypatch.setenv("SYMBOL_PIPELINE_PARTITIONS_START", HISTORY_START)
-
-
-def pg_available() -> bool:
-    try:
-        engine = sa.create_engine(PG_ADMIN_URL)
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-        engine.dispose()
-        return True
-    except Exception:
-        return False
-
-
-@pytest.fixture(scope="session")
-def new_pg_database() -> Iterator[Callable[[str], str]]:
-    """Factory of fresh PostgreSQL databases (dropped at the end of the session)."""
-    if not pg_available():
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is not reachable on 127.0.0.1:5432 but CI must test against it")
-        pytest.skip("PostgreSQL not reachable on 127.0.0.1:5432")
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    created: list[str] = []
-
-    def create(prefix: str = "sp_test") -> str:
-        name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        created.append(name)
-        return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-
-    yield create
-    cached_engine.cache_clear()
-    with admin.connect() as conn:
-        for name in created:
-            conn.execute(sa.text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -91,14 +53,6 @@ def sqlite_api_server(tmp_path_factory) -> Iterator[ServedApi]:
 def pg_api_server(new_pg_database, tmp_path_factory) -> Iterator[ServedApi]:
     """`symbol-pipeline serve` on a database of its own on the PostgreSQL server, for the session."""
     yield from served_api(new_pg_database("sp_served"), tmp_path_factory.mktemp("pg_api_server"), "postgresql")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path) -> str:
-    """A fresh, empty database of each backend."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'symbol_pipeline.sqlite'}"
-    return request.getfixturevalue("new_pg_database")("sp_test")
 
 
 @pytest.fixture
@@ -120,21 +74,6 @@ BATCHING_ENV = {"DAGSTER_EVENT_BATCH_SIZE": "1000", "DAGSTER_EMIT_PARTITION_SUBS
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
-
-
-def pg_database_url(name: str) -> str:
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-
-
-@pytest.fixture
-def fresh_pg_database(new_pg_database):
-    """Factory of fresh PostgreSQL databases by name (the root conftest creates and drops them)."""
-    return lambda prefix="sp_ops_t": new_pg_database(prefix).rsplit("/", 1)[1]
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'symbol_pipeline.sqlite'}"
 
 
 def _set_env(monkeypatch, tmp_path: Path, url: str) -> None:
@@ -163,8 +102,9 @@ def sqlite_env(monkeypatch, tmp_path: Path, sqlite_url: str) -> str:
 
 
 @pytest.fixture
-def engine(request):
-    """The project engine for the test's environment (schema created)."""
+def env_engine(request):
+    """The engine of the database the test's environment (`ops_env` or `sqlite_env`) names, its
+    schema created: the database the pipeline itself reads and writes in that test."""
     for name in ("ops_env", "sqlite_env"):
         if name in request.fixturenames:
             request.getfixturevalue(name)

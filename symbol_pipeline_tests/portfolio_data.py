@@ -1,86 +1,21 @@
-"""Fixtures and seeders of the portfolio tests: a database per backend (SQLite file, fresh PostgreSQL database).
-
-A folder whose tests use them imports the fixtures into its conftest.py (the root conftest's
-`engine` is the pipeline's, from the environment; these are empty databases).
-"""
+"""Seeders of the portfolio tests: symbols with closes and betas, the regressor ETFs' history, a
+random market. They write into any project database, such as the `engine` and `pg_engine`
+fixtures of databases.py."""
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-import pytest
 import sqlalchemy as sa
 
 from symbol_pipeline.lib.factors import FACTOR_NAMES, REGRESSOR_ETFS
 from symbol_pipeline.lib.sessions import sessions_ending
-from symbol_pipeline.storage.database import all_metadata, ensure_schema
-from symbol_pipeline.storage.dialect import make_engine
 from symbol_pipeline.storage.schema import symbol_factor_exposures, symbol_prices_daily, symbol_universe
 
-PG_ADMIN_URL = os.environ.get("SP_PORTFOLIO_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 CALC_DATE = dt.date(2024, 6, 28)
-
-
-def _pg_available() -> bool:
-    try:
-        with make_engine(PG_ADMIN_URL).connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-        return True
-    except Exception:
-        return False
-
-
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session, dropped at the end."""
-    if not _pg_available():
-        pytest.skip("PostgreSQL not reachable on 127.0.0.1:5432")
-    name = f"sp_portfolio_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    engine = make_engine(url)
-    ensure_schema(engine)
-    engine.dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
-
-
-def _truncate_pg(engine: sa.Engine) -> None:
-    names = ", ".join(f'"{t.name}"' for t in all_metadata().sorted_tables)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    ensure_schema(engine)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request, tmp_path) -> Iterator[sa.Engine]:
-    """An empty project database on each backend."""
-    if request.param == "sqlite":
-        eng = make_engine(f"sqlite:///{tmp_path / 'portfolio.sqlite'}")
-        ensure_schema(eng)
-    else:
-        eng = make_engine(request.getfixturevalue("pg_url"))
-        _truncate_pg(eng)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture
-def pg_engine(pg_url) -> Iterator[sa.Engine]:
-    eng = make_engine(pg_url)
-    _truncate_pg(eng)
-    yield eng
-    eng.dispose()
 
 
 def seed_symbols(

@@ -1,4 +1,4 @@
-"""The portfolio fixtures (an empty database per backend) and a real server for an app."""
+"""A real server for an app, and the header a client sends (the databases: databases.py)."""
 
 import contextlib
 import socket
@@ -7,8 +7,6 @@ import time
 from collections.abc import Iterator
 
 import uvicorn
-
-from symbol_pipeline_tests.portfolio_data import engine, pg_engine, pg_url  # noqa: F401
 
 
 def auth_header(key: str) -> dict[str, str]:

@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from symbol_pipeline_tests.conftest import BATCHING_ENV
-from symbol_pipeline_tests.conftest import pg_database_url as pg_url
+from symbol_pipeline_tests.databases import pg_database_url
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -111,8 +111,8 @@ def test_ui_backfill_through_webserver_and_daemon(tmp_path, monkeypatch, fresh_p
         **os.environ,
         **BATCHING_ENV,
         "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_URL": pg_url(dagster_db),
-        "SYMBOL_PIPELINE_DATABASE_URL": pg_url(data_db),
+        "DAGSTER_PG_URL": pg_database_url(dagster_db),
+        "SYMBOL_PIPELINE_DATABASE_URL": pg_database_url(data_db),
         "SYMBOL_PIPELINE_PRICE_SOURCE": "synthetic",
         "SYMBOL_PIPELINE_DATA_DIR": str(tmp_path / "data"),
     }
@@ -176,7 +176,7 @@ def test_ui_backfill_through_webserver_and_daemon(tmp_path, monkeypatch, fresh_p
             except subprocess.TimeoutExpired:
                 proc.kill()
 
-    _check_stored_betas(pg_url(data_db), tmp_path)
+    _check_stored_betas(pg_database_url(data_db), tmp_path)
 
 
 def _check_stored_betas(url: str, tmp_path: Path) -> None:

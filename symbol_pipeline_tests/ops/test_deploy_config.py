@@ -12,7 +12,7 @@ import yaml
 from dagster._config import process_config
 from dagster._core.instance.config import dagster_instance_config_schema
 
-from symbol_pipeline_tests.conftest import pg_database_url as pg_url
+from symbol_pipeline_tests.databases import pg_database_url
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -22,7 +22,7 @@ def test_production_instance_loads_on_postgres(tmp_path, monkeypatch, fresh_pg_d
     home.mkdir()
     shutil.copy(DEPLOY / "dagster.yaml", home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    monkeypatch.setenv("DAGSTER_PG_URL", pg_url(fresh_pg_database("sp_ops_deploy")))
+    monkeypatch.setenv("DAGSTER_PG_URL", pg_database_url(fresh_pg_database("sp_ops_deploy")))
     with dg.DagsterInstance.get() as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert type(instance.event_log_storage).__name__ == "BatchingPostgresEventLogStorage"
@@ -69,7 +69,7 @@ _DOCKER_LAUNCHER_SCHEMA = {
 
 
 def test_docker_instance_config_is_valid(monkeypatch):
-    monkeypatch.setenv("DAGSTER_PG_URL", pg_url("dagster"))
+    monkeypatch.setenv("DAGSTER_PG_URL", pg_database_url("dagster"))
     config = yaml.safe_load((DEPLOY / "docker" / "dagster.yaml").read_text())
     result = process_config(dagster_instance_config_schema(), config)
     assert result.success, result.errors

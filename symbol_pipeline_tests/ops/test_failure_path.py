@@ -63,18 +63,18 @@ def _run(url, instance, day, broken):
     )
 
 
-def test_one_failing_symbol(ops_env, engine, instance, capsys):
+def test_one_failing_symbol(ops_env, env_engine, instance, capsys):
     from symbol_pipeline import cli
 
     instance.add_dynamic_partitions("symbol", SYMBOLS)
-    with engine.begin() as conn:
+    with env_engine.begin() as conn:
         universe.add_symbols(conn, SYMBOLS, status=universe.STATUS_ACTIVE)
     assert _run(ops_env, instance, YESTERDAY, broken=[]).success
 
     today = _run(ops_env, instance, TODAY, broken=["MSFT"])
     assert today.success  # one symbol's outage does not fail the universe's run
 
-    with engine.connect() as conn:
+    with env_engine.connect() as conn:
         failures = conn.execute(sa.select(symbol_fetch_failures).where(symbol_fetch_failures.c.symbol == "MSFT")).all()
         today_betas = beta_store.read_exposures(conn, TODAY, SYMBOLS)
         yesterday_betas = beta_store.read_exposures(conn, YESTERDAY, ["MSFT"])
@@ -91,7 +91,7 @@ def test_one_failing_symbol(ops_env, engine, instance, capsys):
     assert msft.stale and not aapl.stale
 
     # What a reader gets for MSFT as of today: yesterday's betas, flagged stale.
-    with engine.connect() as conn:
+    with env_engine.connect() as conn:
         betas, dates = latest.latest_betas(conn, ["MSFT"], TODAY, TODAY)
     assert (betas == betas).all()  # no NaN: every factor served
     assert {str(d)[:10] for d in dates.ravel()} == {YESTERDAY.isoformat()}

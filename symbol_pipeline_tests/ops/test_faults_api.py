@@ -28,7 +28,7 @@ from symbol_pipeline.services import portfolio as service
 from symbol_pipeline.storage.database import get_engine
 from symbol_pipeline.storage.dialect import cached_engine
 from symbol_pipeline.storage.portfolio_schema import portfolio_changes, portfolios, positions
-from symbol_pipeline_tests.conftest import PG_ADMIN_URL
+from symbol_pipeline_tests.databases import PG_ADMIN_URL
 from symbol_pipeline_tests.portfolio_data import seed_symbols
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

@@ -30,7 +30,8 @@ from symbol_pipeline.storage.database import get_engine
 from symbol_pipeline.storage.dialect import cached_engine
 from symbol_pipeline.storage.locks import locked_elsewhere
 from symbol_pipeline.storage.schema import symbol_daily_metrics, symbol_factor_exposures, symbol_prices_daily
-from symbol_pipeline_tests.conftest import BATCHING_ENV, HISTORY_START, PG_ADMIN_URL
+from symbol_pipeline_tests.conftest import BATCHING_ENV, HISTORY_START
+from symbol_pipeline_tests.databases import PG_ADMIN_URL
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

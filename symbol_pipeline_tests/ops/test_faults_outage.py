@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from symbol_pipeline.services import portfolio as service
 from symbol_pipeline.storage.portfolio_schema import portfolio_changes, portfolios, positions
 from symbol_pipeline.storage.schema import symbol_onboarding_queue, symbol_universe
-from symbol_pipeline_tests.conftest import PG_ADMIN_URL
+from symbol_pipeline_tests.databases import PG_ADMIN_URL
 from symbol_pipeline_tests.serve_process import APP_NAME, Racers
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

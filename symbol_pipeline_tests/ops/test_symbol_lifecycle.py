@@ -77,33 +77,33 @@ def _onboard(engine, instance, defs, now: pd.Timestamp) -> None:
             assert job.execute_in_process(instance=instance, tags=request.tags, raise_on_error=False).success
 
 
-def test_error_then_retried_then_active(sqlite_env, engine, instance, market, monkeypatch):
+def test_error_then_retried_then_active(sqlite_env, env_engine, instance, market, monkeypatch):
     directory, walks = market
     monkeypatch.setenv("SYMBOL_PIPELINE_PRICE_SOURCE", f"csv:{directory}")
     defs = build_definitions()
     register_symbols(instance, list(REGRESSOR_ETFS))
-    with engine.begin() as conn:
+    with env_engine.begin() as conn:
         universe.enqueue_symbols(conn, ["NEWCO"], requested_by="cli", priority=universe.OPERATOR_PRIORITY)
 
-    _onboard(engine, instance, defs, NOW)  # no file yet: the fetch fails
-    assert _status(engine, "NEWCO") == "error"
-    assert onboarding.requeue_due_retries(engine, NOW + pd.Timedelta(hours=5)) == []  # not due before 6 h
+    _onboard(env_engine, instance, defs, NOW)  # no file yet: the fetch fails
+    assert _status(env_engine, "NEWCO") == "error"
+    assert onboarding.requeue_due_retries(env_engine, NOW + pd.Timedelta(hours=5)) == []  # not due before 6 h
 
     _write(directory, "NEWCO", walks["NEWCO"])  # the source has it now
-    assert onboarding.requeue_due_retries(engine, pd.Timestamp.now(tz="UTC") + pd.Timedelta(hours=7)) == ["NEWCO"]
-    _onboard(engine, instance, defs, NOW)
-    assert _status(engine, "NEWCO") == "active"
-    assert _betas_on(engine, "NEWCO", dt.date(2024, 6, 28)) == 12
+    assert onboarding.requeue_due_retries(env_engine, pd.Timestamp.now(tz="UTC") + pd.Timedelta(hours=7)) == ["NEWCO"]
+    _onboard(env_engine, instance, defs, NOW)
+    assert _status(env_engine, "NEWCO") == "active"
+    assert _betas_on(env_engine, "NEWCO", dt.date(2024, 6, 28)) == 12
 
 
-def test_active_then_delisted_then_active(sqlite_env, engine, instance, market, monkeypatch):
+def test_active_then_delisted_then_active(sqlite_env, env_engine, instance, market, monkeypatch):
     directory, walks = market
     monkeypatch.setenv("SYMBOL_PIPELINE_PRICE_SOURCE", f"csv:{directory}")
     stopped = dt.date(2024, 6, 7)  # 15 sessions before 2024-06-28
     _write(directory, "GONE", walks["GONE"], until=stopped)
     defs = build_definitions()
     symbols = [*REGRESSOR_ETFS, "AAA", "GONE"]
-    with engine.begin() as conn:
+    with env_engine.begin() as conn:
         universe.add_symbols(conn, ["AAA", "GONE"], status=universe.STATUS_ACTIVE)
     register_symbols(instance, symbols)
 
@@ -111,17 +111,17 @@ def test_active_then_delisted_then_active(sqlite_env, engine, instance, market, 
         assert run_symbol_layer(instance, defs, day, day, symbols).success
 
     run(dt.date(2024, 6, 28))  # the first run stores GONE's history: its last price is 2024-06-07
-    assert _status(engine, "GONE") == "active"
+    assert _status(env_engine, "GONE") == "active"
     run(dt.date(2024, 7, 1))  # 16 sessions without a price while the market traded
-    assert _status(engine, "GONE") == "delisted"
-    assert _betas_on(engine, "GONE", dt.date(2024, 7, 1)) == 0  # not regressed
-    with engine.connect() as conn:  # history kept
+    assert _status(env_engine, "GONE") == "delisted"
+    assert _betas_on(env_engine, "GONE", dt.date(2024, 7, 1)) == 0  # not regressed
+    with env_engine.connect() as conn:  # history kept
         assert str(conn.execute(sa.select(sa.func.max(symbol_prices_daily.c.date))
                             .where(symbol_prices_daily.c.symbol == "GONE")).scalar())[:10] == stopped.isoformat()
-    assert _betas_on(engine, "AAA", dt.date(2024, 7, 1)) == 12
+    assert _betas_on(env_engine, "AAA", dt.date(2024, 7, 1)) == 12
 
     _write(directory, "GONE", walks["GONE"], until=stopped, resume=dt.date(2024, 7, 2))  # trading again
     run(dt.date(2024, 7, 2))  # still fetched while delisted: its new price makes it active
-    assert _status(engine, "GONE") == "active"
+    assert _status(env_engine, "GONE") == "active"
     run(dt.date(2024, 7, 3))
-    assert _betas_on(engine, "GONE", dt.date(2024, 7, 3)) > 0
+    assert _betas_on(env_engine, "GONE", dt.date(2024, 7, 3)) > 0

@@ -26,17 +26,17 @@ def _beat(instance, *types, age=0.0):
         instance.add_daemon_heartbeat(DaemonHeartbeat(time.time() - age, name, None, None))
 
 
-def test_a_second_daily_request_for_an_open_date_is_refused(sqlite_env, engine):
-    first = store.create_request(engine, "daily", DAY, DAY, None, "api:admin")
+def test_a_second_daily_request_for_an_open_date_is_refused(sqlite_env, env_engine):
+    first = store.create_request(env_engine, "daily", DAY, DAY, None, "api:admin")
     with pytest.raises(store.OpenRequestError) as refused:
-        store.create_request(engine, "daily", DAY, DAY, None, "cli")
+        store.create_request(env_engine, "daily", DAY, DAY, None, "cli")
     assert refused.value.request.id == first
     # Another date, or a backfill over the same date, is not that daily run.
-    store.create_request(engine, "daily", dt.date(2024, 6, 27), dt.date(2024, 6, 27), None, "cli")
-    store.create_request(engine, "backfill", DAY, DAY, ["AAPL"], "cli")
-    store.update_request(engine, first, "succeeded", ["r1", "r2"])
-    assert store.get_request(engine, first).run_ids == ["r1", "r2"]
-    again = store.create_request(engine, "daily", DAY, DAY, None, "cli")
+    store.create_request(env_engine, "daily", dt.date(2024, 6, 27), dt.date(2024, 6, 27), None, "cli")
+    store.create_request(env_engine, "backfill", DAY, DAY, ["AAPL"], "cli")
+    store.update_request(env_engine, first, "succeeded", ["r1", "r2"])
+    assert store.get_request(env_engine, first).run_ids == ["r1", "r2"]
+    again = store.create_request(env_engine, "daily", DAY, DAY, None, "cli")
     assert again != first
 
 
@@ -55,55 +55,55 @@ def _add_run(instance, job, request_id, part, status, run_id, **extra):
     instance.add_run(dg.DagsterRun(job_name=job, run_id=run_id, status=status, tags=tags))
 
 
-def test_a_request_becomes_factor_returns_then_the_symbol_layer(sqlite_env, engine):
+def test_a_request_becomes_factor_returns_then_the_symbol_layer(sqlite_env, env_engine):
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("symbol", ["SPY", "AAPL", "MSFT"])
-        rid = store.create_request(engine, "daily", DAY, DAY, None, "cli")
-        made = requests.advance_requests(engine, instance)
+        rid = store.create_request(env_engine, "daily", DAY, DAY, None, "cli")
+        made = requests.advance_requests(env_engine, instance)
         assert [r.job_name for r in made] == ["factor_returns_job"]
         assert made[0].tags[REQUEST_ID_TAG] == str(rid) and made[0].run_key.startswith("daily:2024-06-28:")
         assert made[0].tags["dagster/asset_partition_range_start"] == "2024-06-28"
         _add_run(instance, "factor_returns_job", rid, "factor_returns", dg.DagsterRunStatus.STARTED, "f1")
-        assert requests.advance_requests(engine, instance) == []
-        assert store.get_request(engine, rid).status == "running"
+        assert requests.advance_requests(env_engine, instance) == []
+        assert store.get_request(env_engine, rid).status == "running"
         instance.delete_run("f1")
         _add_run(instance, "factor_returns_job", rid, "factor_returns", dg.DagsterRunStatus.SUCCESS, "f1")
-        made = requests.advance_requests(engine, instance)
+        made = requests.advance_requests(env_engine, instance)
         assert [r.job_name for r in made] == ["symbol_layer_job"]
         assert made[0].tags["dagster/asset_partition_range_start"] == "2024-06-28|SPY"
         assert made[0].tags["dagster/asset_partition_range_end"] == "2024-06-28|MSFT"
         _add_run(instance, "symbol_layer_job", rid, "symbols:0", dg.DagsterRunStatus.SUCCESS, "s1")
-        assert requests.advance_requests(engine, instance) == []
-        row = store.get_request(engine, rid)
+        assert requests.advance_requests(env_engine, instance) == []
+        row = store.get_request(env_engine, rid)
         assert row.status == "succeeded" and row.run_ids == ["f1", "s1"]
 
 
-def test_a_failed_run_about_to_be_retried_keeps_the_request_open(sqlite_env, engine):
+def test_a_failed_run_about_to_be_retried_keeps_the_request_open(sqlite_env, env_engine):
     with dg.instance_for_test() as instance:
-        rid = store.create_request(engine, "daily", DAY, DAY, None, "cli")
+        rid = store.create_request(env_engine, "daily", DAY, DAY, None, "cli")
         _add_run(instance, "factor_returns_job", rid, "factor_returns", dg.DagsterRunStatus.FAILURE, "f1",
                  **{"dagster/will_retry": "true"})
-        requests.advance_requests(engine, instance)
-        assert store.get_request(engine, rid).status == "running"
+        requests.advance_requests(env_engine, instance)
+        assert store.get_request(env_engine, rid).status == "running"
         _add_run(instance, "factor_returns_job", rid, "factor_returns", dg.DagsterRunStatus.FAILURE, "f2")
-        requests.advance_requests(engine, instance)
-        row = store.get_request(engine, rid)
+        requests.advance_requests(env_engine, instance)
+        row = store.get_request(env_engine, rid)
         assert row.status == "failed" and "f2" in row.message
 
 
-def test_the_admin_answers_503_202_409(sqlite_env, engine):
+def test_the_admin_answers_503_202_409(sqlite_env, env_engine):
     with dg.instance_for_test() as instance:
-        status, body = requests.request_daily_batch(engine, instance, DAY, "api:admin")
+        status, body = requests.request_daily_batch(env_engine, instance, DAY, "api:admin")
         assert status == 503 and "dagster-daemon run" in body["detail"]
         _beat(instance, *requests.required_daemons(instance))
-        status, body = requests.request_daily_batch(engine, instance, DAY, "api:admin")
+        status, body = requests.request_daily_batch(env_engine, instance, DAY, "api:admin")
         assert status == 202 and set(body) == {"status", "date", "request_id", "run_id"}
-        status, again = requests.request_daily_batch(engine, instance, DAY, "api:admin")
+        status, again = requests.request_daily_batch(env_engine, instance, DAY, "api:admin")
         assert status == 409 and again["request_id"] == body["request_id"]
         # A daily run the schedule started (no request row) blocks the date too.
         instance.add_run(dg.DagsterRun(job_name="symbol_layer_job", run_id="sched", status=dg.DagsterRunStatus.STARTED,
                                        tags={RUN_KIND_TAG: "daily", **date_range_tags("2024-06-27", "2024-06-27")}))
-        status, body = requests.request_daily_batch(engine, instance, dt.date(2024, 6, 27), "api:admin")
+        status, body = requests.request_daily_batch(env_engine, instance, dt.date(2024, 6, 27), "api:admin")
         assert status == 409 and body["run_id"] == "sched"
 
 

@@ -13,7 +13,6 @@ from symbol_pipeline.services import symbol_layer
 from symbol_pipeline.sources.base import FetchResult, PriceSource
 from symbol_pipeline.sources.synthetic import SyntheticMarket
 from symbol_pipeline.storage import coverage
-from symbol_pipeline.storage.database import get_engine
 
 DAY = dt.date(2024, 6, 28)
 
@@ -38,13 +37,6 @@ class _Dropping(PriceSource):
 @pytest.fixture
 def market() -> SyntheticMarket:
     return SyntheticMarket(seed=11, n_symbols=60)
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = get_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def _gaps(engine, symbols, start, end) -> dict:

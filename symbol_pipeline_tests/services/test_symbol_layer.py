@@ -13,7 +13,6 @@ from symbol_pipeline.sources.base import FetchResult, PriceSource
 from symbol_pipeline.sources.synthetic import SyntheticMarket
 from symbol_pipeline.storage import betas as beta_store
 from symbol_pipeline.storage import universe
-from symbol_pipeline.storage.database import get_engine
 from symbol_pipeline.storage.schema import symbol_factor_exposures, symbol_prices_daily
 
 DAY = dt.date(2024, 6, 28)
@@ -22,11 +21,6 @@ DAY = dt.date(2024, 6, 28)
 @pytest.fixture
 def market() -> SyntheticMarket:
     return SyntheticMarket(seed=11, n_symbols=60)
-
-
-@pytest.fixture
-def engine(database_url):
-    return get_engine(database_url)
 
 
 def _all_rows(engine, table) -> pd.DataFrame:
@@ -82,7 +76,7 @@ class _Shifted(PriceSource):
         return FetchResult(prices, result.failures)
 
 
-def test_a_price_after_the_date_changes_no_beta_on_the_date(engine, market, database_url):
+def test_a_price_after_the_date_changes_no_beta_on_the_date(engine, market):
     symbols = market.universe()[:10]
     _run(engine, market, symbols, [DAY])
     with engine.connect() as conn:
@@ -177,13 +171,20 @@ def test_a_run_waits_for_another_writing_the_same_date(engine, market):
     symbols = market.universe()[:3]
     _run(engine, market, symbols, [DAY])
     waited: list[str] = []
+    waiting = threading.Event()
+
+    def progress(message: str) -> None:
+        waited.append(message)
+        if message.startswith("waiting for another run"):
+            waiting.set()
+
+    # No clock: the worker says it waits, and it is still waiting, whatever the machine's load.
     with date_locks(engine, [DAY]):
-        worker = threading.Thread(
-            target=lambda: symbol_layer.compute_betas(engine, symbols, [DAY], progress=waited.append)
-        )
+        worker = threading.Thread(target=lambda: symbol_layer.compute_betas(engine, symbols, [DAY], progress=progress))
         worker.start()
-        worker.join(timeout=2)
+        assert waiting.wait(60), waited
         assert worker.is_alive(), "compute_betas wrote while another run held the date"
+        assert len(waited) == 1  # nothing computed past the lock
     worker.join(timeout=60)
     assert not worker.is_alive()
     assert waited[0] == f"waiting for another run writing {DAY.isoformat()}"

@@ -6,10 +6,8 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
-import pytest
 import sqlalchemy as sa
 
-from symbol_pipeline.storage.database import get_engine
 from symbol_pipeline.storage.dialect import bulk_insert, copy_text, read_frame, upsert_frame
 from symbol_pipeline.storage.schema import symbol_prices_daily
 
@@ -22,13 +20,6 @@ def _floats(n: int) -> np.ndarray:
         [0.1, 1 / 3, 2 / 3, np.nextafter(1.0, 2.0), 5e-324, 1.7976931348623157e308, -0.0, 1e16 + 2],
     ])
     return np.abs(values) + 1e-9  # closes are positive
-
-
-@pytest.fixture
-def pg_engine(new_pg_database):
-    engine = get_engine(new_pg_database("sp_dialect"))
-    yield engine
-    engine.dispose()
 
 
 def test_copy_writer_and_reader_round_trip_floats_exactly(pg_engine):

@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import numpy as np
-import pytest
-import sqlalchemy as sa
 
 from symbol_pipeline.lib.factors import FACTOR_NAMES
 from symbol_pipeline.storage import latest
-from symbol_pipeline.storage.database import ensure_schema
-from symbol_pipeline.storage.dialect import make_engine
 from symbol_pipeline_tests.portfolio_data import CALC_DATE, seed_symbols
-
-
-@pytest.fixture
-def engine(database_url) -> Iterator[sa.Engine]:
-    """An empty project database on each backend."""
-    eng = make_engine(database_url)
-    ensure_schema(eng)
-    yield eng
-    eng.dispose()
 
 
 def test_latest_betas_small_path_agrees_with_the_frame_path(engine, monkeypatch):

@@ -19,7 +19,8 @@ D0, D1 = dt.date(2024, 6, 27), dt.date(2024, 6, 28)
 
 
 @pytest.fixture
-def engine(tmp_path):
+def sqlite_engine(tmp_path):
+    """An empty project database in a SQLite file (the checks read frames, not a backend)."""
     return get_engine(f"sqlite:///{tmp_path / 'checks.sqlite'}")
 
 
@@ -37,8 +38,8 @@ def _price_results(engine, rows, symbols):
     return {r.check_name: r for r in checks.price_checks(engine, symbols, [D1])}
 
 
-def test_price_checks_pass_on_good_prices(engine):
-    results = _price_results(engine, [("A", D0, 10.0), ("A", D1, 10.5), ("B", D0, 20.0), ("B", D1, 19.0)], ["A", "B"])
+def test_price_checks_pass_on_good_prices(sqlite_engine):
+    results = _price_results(sqlite_engine, [("A", D0, 10.0), ("A", D1, 10.5), ("B", D0, 20.0), ("B", D1, 19.0)], ["A", "B"])
     assert {name: r.passed for name, r in results.items()} == {
         "closes_positive": True, "closes_fresh": True, "returns_plausible": True,
     }
@@ -54,8 +55,8 @@ def test_price_checks_pass_on_good_prices(engine):
     ],
     ids=["non_positive", "repeated", "missing", "absurd_move"],
 )
-def test_each_price_check_fails_on_its_bad_data(engine, check, rows):
-    results = _price_results(engine, rows, ["A", "B"])
+def test_each_price_check_fails_on_its_bad_data(sqlite_engine, check, rows):
+    results = _price_results(sqlite_engine, rows, ["A", "B"])
     assert not results[check].passed
     others = {name for name, r in results.items() if not r.passed} - {check}
     # A negative close is also an absurd move; nothing else fails alongside.
@@ -80,21 +81,21 @@ def _beta_results(engine, symbols):
     return {r.asset_key.path[-1]: r for r in checks.beta_checks(engine, symbols, [D1], list(BETA_GROUPS))}
 
 
-def test_beta_check_passes_on_finite_covered_betas(engine):
-    _write_betas(engine, {"A": 1.1, "B": 0.9})
-    assert all(r.passed for r in _beta_results(engine, ["A", "B"]).values())
+def test_beta_check_passes_on_finite_covered_betas(sqlite_engine):
+    _write_betas(sqlite_engine, {"A": 1.1, "B": 0.9})
+    assert all(r.passed for r in _beta_results(sqlite_engine, ["A", "B"]).values())
 
 
-def test_beta_check_fails_on_a_non_finite_beta(engine):
-    _write_betas(engine, {"A": float("inf"), "B": 0.9})
-    results = _beta_results(engine, ["A", "B"])
+def test_beta_check_fails_on_a_non_finite_beta(sqlite_engine):
+    _write_betas(sqlite_engine, {"A": float("inf"), "B": 0.9})
+    results = _beta_results(sqlite_engine, ["A", "B"])
     assert not any(r.passed for r in results.values())
     assert all(r.severity.value == "ERROR" for r in results.values())
 
 
-def test_beta_check_fails_below_the_coverage_threshold(engine):
-    _write_betas(engine, {"A": 1.0, "B": None, "C": None})  # one symbol of three has betas
-    results = _beta_results(engine, ["A", "B", "C"])
+def test_beta_check_fails_below_the_coverage_threshold(sqlite_engine):
+    _write_betas(sqlite_engine, {"A": 1.0, "B": None, "C": None})  # one symbol of three has betas
+    results = _beta_results(sqlite_engine, ["A", "B", "C"])
     assert not any(r.passed for r in results.values())
     assert all(r.severity.value == "WARN" for r in results.values())
     assert results["market_beta"].metadata["coverage"].value == pytest.approx(1 / 3, abs=1e-4)

@@ -16,10 +16,10 @@ def _tick(instance, url):
     return run_request_sensor(dg.build_sensor_context(instance=instance, resources={"database": DatabaseResource(url=url)}))
 
 
-def test_the_sensor_requests_factor_returns_then_the_symbol_layer(sqlite_env, engine, instance):
+def test_the_sensor_requests_factor_returns_then_the_symbol_layer(sqlite_env, env_engine, instance):
     assert isinstance(_tick(instance, sqlite_env), dg.SkipReason)
     instance.add_dynamic_partitions("symbol", ["SPY", "AAPL"])
-    rid = store.create_request(engine, "daily", DAY, DAY, ["AAPL"], "cli")
+    rid = store.create_request(env_engine, "daily", DAY, DAY, ["AAPL"], "cli")
     first = _tick(instance, sqlite_env).run_requests
     assert [r.job_name for r in first] == ["factor_returns_job"]
     assert first[0].tags[REQUEST_ID_TAG] == str(rid) and first[0].tags[RUN_KIND_TAG] == "daily"
@@ -34,7 +34,7 @@ def test_the_sensor_requests_factor_returns_then_the_symbol_layer(sqlite_env, en
     instance.add_run(dg.DagsterRun(job_name="symbol_layer_job", run_id="s1", status=dg.DagsterRunStatus.FAILURE,
                                    tags={**second[0].tags}))
     assert isinstance(_tick(instance, sqlite_env), dg.SkipReason)
-    row = store.get_request(engine, rid)
+    row = store.get_request(env_engine, rid)
     assert row.status == "failed" and row.run_ids == ["f1", "s1"]
     # The date is free again.
-    store.create_request(engine, "daily", DAY, DAY, None, "cli")
+    store.create_request(env_engine, "daily", DAY, DAY, None, "cli")

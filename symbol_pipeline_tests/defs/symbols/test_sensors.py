@@ -49,16 +49,16 @@ def _queue(engine):
         universe.enqueue_symbols(conn, ["NVDA"], requested_by="api", priority=5)
 
 
-def test_onboarding_sensor_then_the_run(ops_env, engine, instance, defs, pinned_clock):
+def test_onboarding_sensor_then_the_run(ops_env, env_engine, instance, defs, pinned_clock):
     instance.add_dynamic_partitions("symbol", ["SPY", "TLT"])
-    _queue(engine)
+    _queue(env_engine)
 
     result = _sensor("symbol_onboarding_sensor")(_sensor_context(instance, ops_env))
 
     # Highest priority first, then oldest: NVDA, then AAPL, ZZZZQ (queued together), MSFT.
     order = ["NVDA", "AAPL", "ZZZZQ", "MSFT"]
     assert [r.partition_keys for r in result.dynamic_partitions_requests] == [order]
-    rows = onboarding.queue_rows(engine)
+    rows = onboarding.queue_rows(env_engine)
     assert {r["symbol"]: r["status"] for r in rows} == dict.fromkeys(order, "processing")
     assert all(r["started_at"] is not None for r in rows)
     assert result.cursor == str(max(r["id"] for r in rows))
@@ -75,7 +75,7 @@ def test_onboarding_sensor_then_the_run(ops_env, engine, instance, defs, pinned_
     assert latest.run_key != history.run_key
     for request in (latest, history):
         assert request.tags["symbol_pipeline/run_kind"] == "onboarding"
-    with engine.connect() as conn:
+    with env_engine.connect() as conn:
         assert universe.symbol_status(conn, "AAPL").status == "pending"
 
     # Nothing left: the next tick skips and keeps the cursor.
@@ -89,7 +89,7 @@ def test_onboarding_sensor_then_the_run(ops_env, engine, instance, defs, pinned_
     )
     assert run.success
 
-    with engine.connect() as conn:
+    with env_engine.connect() as conn:
         statuses = {s: universe.symbol_status(conn, s) for s in order}
         betas = pd.DataFrame(
             conn.execute(
@@ -112,11 +112,11 @@ def test_onboarding_sensor_then_the_run(ops_env, engine, instance, defs, pinned_
 
     # The success sensor: nothing left to settle; the refresh is a run over the portfolios holding
     # the onboarded symbols only (one of two portfolios here).
-    owner = portfolio.create_user(engine, "owner")
-    holder = portfolio.create_portfolio(engine, owner.id, "holds NVDA", 100_000)["id"]
-    other = portfolio.create_portfolio(engine, owner.id, "holds KO", 100_000)["id"]
-    portfolio.add_position(engine, holder, "NVDA", 10)
-    portfolio.add_position(engine, other, "KO", 10)
+    owner = portfolio.create_user(env_engine, "owner")
+    holder = portfolio.create_portfolio(env_engine, owner.id, "holds NVDA", 100_000)["id"]
+    other = portfolio.create_portfolio(env_engine, owner.id, "holds KO", 100_000)["id"]
+    portfolio.add_position(env_engine, holder, "NVDA", 10)
+    portfolio.add_position(env_engine, other, "KO", 10)
     success = instance.get_event_records(
         dg.EventRecordsFilter(event_type=dg.DagsterEventType.RUN_SUCCESS), limit=1
     )[0].event_log_entry.dagster_event
@@ -135,26 +135,26 @@ def test_onboarding_sensor_then_the_run(ops_env, engine, instance, defs, pinned_
     assert request.run_key == f"portfolio-refresh-after-{run.run_id}"
 
 
-def test_a_daily_run_refreshes_every_portfolio_and_none_is_a_skip(sqlite_env, engine, instance, defs):
+def test_a_daily_run_refreshes_every_portfolio_and_none_is_a_skip(sqlite_env, env_engine, instance, defs):
     tags = {"symbol_pipeline/run_kind": "daily", **range_tags("2024-06-14", "2024-06-14", "A", "B")}
     instance.add_dynamic_partitions("symbol", ["A", "B"])
-    assert sensors.portfolios_to_refresh(engine, instance, tags) is None  # all of them
+    assert sensors.portfolios_to_refresh(env_engine, instance, tags) is None  # all of them
     onboarding_tags = {**tags, "symbol_pipeline/run_kind": "onboarding"}
-    assert sensors.portfolios_to_refresh(engine, instance, onboarding_tags) == []
+    assert sensors.portfolios_to_refresh(env_engine, instance, onboarding_tags) == []
     request = sensors.refresh_request("r-1", None)
     assert request.run_config["ops"]["portfolio_factor_exposures"]["config"]["portfolio_ids"] == []
     assert request.tags["dagster/max_retries"] == "2"
 
 
-def test_a_lost_tick_is_claimed_again(sqlite_env, engine, instance, pinned_clock):
-    _queue(engine)
+def test_a_lost_tick_is_claimed_again(sqlite_env, env_engine, instance, pinned_clock):
+    _queue(env_engine)
     first = _sensor("symbol_onboarding_sensor")(_sensor_context(instance, sqlite_env, cursor=None))
     # Dagster never stored that tick: the cursor is still the old one, the rows are `processing`.
     retry = _sensor("symbol_onboarding_sensor")(_sensor_context(instance, sqlite_env, cursor=None))
     assert retry.dynamic_partitions_requests[0].partition_keys == first.dynamic_partitions_requests[0].partition_keys
     assert [r.run_key for r in retry.run_requests] == [r.run_key for r in first.run_requests]
     # Once a tick's cursor is stored, its rows are not taken again; new rows are.
-    with engine.begin() as conn:
+    with env_engine.begin() as conn:
         universe.enqueue_symbols(conn, ["GOOGL"])
     later = _sensor("symbol_onboarding_sensor")(_sensor_context(instance, sqlite_env, cursor=retry.cursor))
     assert later.dynamic_partitions_requests[0].partition_keys == ["GOOGL"]
@@ -208,36 +208,36 @@ def _failure_context(instance, url, tags=None, webhook_url=None):
     ).for_run_failure()
 
 
-def test_run_failure_records_an_alert_and_posts_it(ops_env, engine, instance, webhook):
+def test_run_failure_records_an_alert_and_posts_it(ops_env, env_engine, instance, webhook):
     url, received = webhook
     run_id, context = _failure_context(instance, ops_env, webhook_url=url)
     _sensor("run_failure_sensor")(context)
-    with engine.connect() as conn:
+    with env_engine.connect() as conn:
         alert = conn.execute(sa.select(pipeline_alerts)).one()
     assert alert.run_id == run_id and alert.job_name == "_failing_job"
     assert alert.webhook_status == "sent 204"
     assert received and received[0]["run_id"] == run_id and received[0]["event"] == "run_failure"
 
 
-def test_an_unreachable_webhook_is_recorded_not_raised(sqlite_env, engine, instance):
+def test_an_unreachable_webhook_is_recorded_not_raised(sqlite_env, env_engine, instance):
     _, context = _failure_context(instance, sqlite_env, webhook_url="http://127.0.0.1:9/nowhere")
     _sensor("run_failure_sensor")(context)
-    with engine.connect() as conn:
+    with env_engine.connect() as conn:
         alert = conn.execute(sa.select(pipeline_alerts)).one()
     assert alert.webhook_status.startswith("error")
 
 
-def test_a_failed_onboarding_run_fails_its_queue_rows(sqlite_env, engine, instance):
+def test_a_failed_onboarding_run_fails_its_queue_rows(sqlite_env, env_engine, instance):
     """Rows the run claimed turn `failed` with the reason; their pending symbols turn `error`."""
-    with engine.begin() as conn:
+    with env_engine.begin() as conn:
         universe.enqueue_symbols(conn, ["AAPL", "MSFT"], requested_by="test")
-    claimed = onboarding.claim_batch(engine, 10)
+    claimed = onboarding.claim_batch(env_engine, 10)
     aapl = next(r.id for r in claimed if r.symbol == "AAPL")
     _, context = _failure_context(instance, sqlite_env, tags={QUEUE_IDS_TAG: str(aapl)})
     _sensor("run_failure_sensor")(context)
-    rows = {r["symbol"]: r for r in onboarding.queue_rows(engine)}
+    rows = {r["symbol"]: r for r in onboarding.queue_rows(env_engine)}
     assert rows["AAPL"]["status"] == "failed" and "failed" in rows["AAPL"]["error_message"]
     assert rows["MSFT"]["status"] == "processing"  # not this run's row
-    with engine.connect() as conn:
+    with env_engine.connect() as conn:
         status = universe.symbol_status(conn, "AAPL")
     assert status.status == "error" and status.error_message.startswith("onboarding run")

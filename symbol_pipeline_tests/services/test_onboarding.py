@@ -16,10 +16,6 @@ from symbol_pipeline.services import symbols as symbol_service
 from symbol_pipeline.storage import coverage, universe
 from symbol_pipeline.storage.onboarding import claim_batch, fail_processing, queue_rows
 from symbol_pipeline.storage.schema import symbol_prices_daily, symbol_universe
-from symbol_pipeline_tests import portfolio_data
-
-# The empty database per backend of the portfolio tests (fixtures, by name).
-engine, pg_url = portfolio_data.engine, portfolio_data.pg_url
 
 MARKET = dt.date(2024, 6, 28)  # a Friday session
 NOW = dt.datetime(2024, 6, 28, 22, 0, tzinfo=dt.timezone.utc)
