@@ -8,7 +8,13 @@ import os
 import dagster as dg
 from sqlalchemy.engine import make_url
 
-from symbol_pipeline.config import ALERT_WEBHOOK_ENV, DATABASE_URL_ENV, Settings, get_settings
+from symbol_pipeline.config import (
+    ALERT_WEBHOOK_ENV,
+    DATABASE_URL_ENV,
+    Settings,
+    apply_dagster_event_settings,
+    get_settings,
+)
 from symbol_pipeline.defs.loggers import console_logger
 from symbol_pipeline.defs.portfolios import build_portfolio_defs
 from symbol_pipeline.defs.resources import (
@@ -83,4 +89,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions.merge(symbols, build_portfolio_defs(), resources)
 
 
+# The entry point of every run worker (and of the code server that evaluates sensors): Dagster's
+# batching switches are set here, in the process that executes the steps, not by the modules
+# below, which read no settings and write no environment.
+apply_dagster_event_settings()
 defs = build_definitions()

@@ -3,16 +3,13 @@
 A user sees only their own portfolios (another user's is a 404, like a missing one); admin
 endpoints need an admin key. Bad input is a 4xx with a message and writes nothing.
 
-An entry point: `api_settings()` reads the environment, `create_app(settings)` reads nothing,
-and `app_from_environment` is the factory for `uvicorn --factory`.
+An entry point: `api_settings()` (api/settings.py) reads the environment, `create_app(settings)`
+reads nothing, and `app_from_environment` is the factory for `uvicorn --factory`.
 """
 
 
 import asyncio
 import contextlib
-import os
-from dataclasses import dataclass
-from pathlib import Path
 
 import anyio.to_thread
 from fastapi import FastAPI, Request
@@ -26,64 +23,23 @@ from symbol_pipeline.api import parsing
 from symbol_pipeline.api.docs import install_docs
 from symbol_pipeline.api.errors import short_http_exception_handler
 from symbol_pipeline.api.headers import SingleAuthorizationMiddleware
-from symbol_pipeline.api.limits import (
-    DEFAULT_MAX_BODY_BYTES,
-    MAX_BODY_ENV,
-    BodyLimitMiddleware,
-    short_message,
-    validation_error_handler,
-)
+from symbol_pipeline.api.limits import BodyLimitMiddleware, short_message, validation_error_handler
 from symbol_pipeline.api.outages import OutageMiddleware
 from symbol_pipeline.api.routes import admin, analytics, portfolios, risk, symbol_admin, symbols
-from symbol_pipeline.api.server import DEFAULT_HEADER_TIMEOUT, HEADER_TIMEOUT_ENV
-from symbol_pipeline.config import (
-    DEFAULT_IMPORT_MAX_BYTES,
-    DEFAULT_IMPORT_MAX_ROWS,
-    IMPORT_MAX_ROWS_ENV,
-    get_settings,
-    normalise_database_url,
-)
+
+# Re-exported: the application's settings and their one reader.
+from symbol_pipeline.api.settings import ApiSettings, api_settings
+from symbol_pipeline.config import IMPORT_MAX_ROWS_ENV
 from symbol_pipeline.services import portfolio as service
 from symbol_pipeline.services.serving import SERVING_THREADS, open_serving_engine, outage
+
+__all__ = ["ROUTERS", "ApiSettings", "api_settings", "app_from_environment", "create_app"]
 
 ROUTERS = (symbols.router, portfolios.router, analytics.router, risk.router, admin.router, symbol_admin.router)
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=status)
-
-
-@dataclass(frozen=True)
-class ApiSettings:
-    """What the API process is given: its database, the Dagster data folder the admin endpoints
-    launch runs in, how long an accepted key is remembered, an extra stress scenarios file, the
-    largest request body accepted (413 beyond it, before anything is parsed), an import's largest
-    body and most rows, and how long a connection may take to send a request's headers."""
-
-    database_url: str
-    data_dir: Path
-    auth_cache_seconds: float = service.DEFAULT_AUTH_CACHE_SECONDS
-    scenarios_file: str | None = None
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    max_import_bytes: int = DEFAULT_IMPORT_MAX_BYTES
-    max_import_rows: int = DEFAULT_IMPORT_MAX_ROWS
-    header_timeout_seconds: float = DEFAULT_HEADER_TIMEOUT
-
-
-def api_settings(database_url: str | None = None) -> ApiSettings:
-    """The API's settings from the environment (`database_url` overrides the configured one)."""
-    settings = get_settings()
-    return ApiSettings(
-        database_url=normalise_database_url(database_url or settings.database_url),
-        data_dir=settings.data_dir,
-        auth_cache_seconds=float(os.environ.get("SYMBOL_PIPELINE_AUTH_CACHE_SECONDS",
-                                                service.DEFAULT_AUTH_CACHE_SECONDS)),
-        scenarios_file=os.environ.get("SYMBOL_PIPELINE_SCENARIOS_FILE") or None,
-        max_body_bytes=int(os.environ.get(MAX_BODY_ENV) or DEFAULT_MAX_BODY_BYTES),
-        max_import_bytes=settings.import_max_bytes,
-        max_import_rows=settings.import_max_rows,
-        header_timeout_seconds=float(os.environ.get(HEADER_TIMEOUT_ENV) or DEFAULT_HEADER_TIMEOUT),
-    )
 
 
 def app_from_environment() -> FastAPI:

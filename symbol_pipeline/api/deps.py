@@ -11,32 +11,19 @@ onboarding cap (`capped_requests`): new symbols beyond it are a 429 and nothing 
 """
 
 from collections.abc import AsyncIterator
-from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 
 from symbol_pipeline.api.limits import UNAUTHORISED_DETAIL, USER_SCOPE_KEY
-from symbol_pipeline.config import get_settings
+from symbol_pipeline.api.settings import ApiSettings
 from symbol_pipeline.lib.symbols import InvalidSymbolError, validate_symbol
 from symbol_pipeline.services import portfolio as service
 from symbol_pipeline.services.onboarding import OnboardingLimitError, capped_requests
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `symbol-pipeline users issue-key NAME`")
-
-
-@lru_cache(maxsize=1)
-def _environment() -> Any:
-    # The API's own ApiSettings carry what app.py knows; the rest is read once from the environment.
-    return get_settings()
-
-
-def setting(request: Request, name: str) -> Any:
-    """A setting of the application (ApiSettings), else of the environment (config.Settings)."""
-    value = getattr(request.app.state.settings, name, None)
-    return value if value is not None else getattr(_environment(), name)
 
 
 async def _user(
@@ -49,7 +36,7 @@ async def _user(
     if found is None:
         raise HTTPException(401, UNAUTHORISED_DETAIL, headers={"WWW-Authenticate": "Bearer"})
     try:
-        with capped_requests(setting(request, "onboarding_daily_cap")):
+        with capped_requests(_settings(request).onboarding_daily_cap):
             yield found
     except OnboardingLimitError as exc:
         raise HTTPException(429, str(exc), headers={"Retry-After": "86400"}) from None
@@ -65,15 +52,15 @@ def _engine(request: Request) -> Engine:
     return request.app.state.engine
 
 
-def _settings(request: Request) -> Any:
+def _settings(request: Request) -> ApiSettings:
     return request.app.state.settings
 
 
 Caller = Annotated[service.User, Depends(_user)]
 Admin = Annotated[service.User, Depends(_admin)]
 Db = Annotated[Engine, Depends(_engine)]
-# The ApiSettings of the application (typed Any: app.py imports the routes, not the reverse).
-Settings = Annotated[Any, Depends(_settings)]
+# The ApiSettings the application was created with (api/settings.py; app.py puts them on app.state).
+Settings = Annotated[ApiSettings, Depends(_settings)]
 
 
 def checked_symbol(symbol: str) -> str:

@@ -21,8 +21,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from symbol_pipeline.api.parsing import holds_more_values
 
-DEFAULT_MAX_BODY_BYTES = 1024 * 1024
-MAX_BODY_ENV = "SYMBOL_PIPELINE_API_MAX_BODY_BYTES"
+# Re-exported: the setting is read with the others (config.py), the limit is enforced here.
+from symbol_pipeline.config import DEFAULT_MAX_BODY_BYTES, MAX_BODY_ENV  # noqa: F401
+
 # Where the middleware leaves the authenticated caller, so that the endpoint does not look it up again.
 USER_SCOPE_KEY = "symbol_pipeline.user"
 # A 422 names at most this many errors, each input shortened to this many characters of JSON.

@@ -20,8 +20,9 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-HEADER_TIMEOUT_ENV = "SYMBOL_PIPELINE_API_HEADER_TIMEOUT_SECONDS"
-DEFAULT_HEADER_TIMEOUT = 10.0
+# Re-exported: the setting is read with the others (config.py), the timeout is enforced here.
+from symbol_pipeline.config import DEFAULT_HEADER_TIMEOUT, HEADER_TIMEOUT_ENV
+
 _TIMEOUT_RESPONSE = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 
 

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from symbol_pipeline.api.app import ApiSettings, create_app
 from symbol_pipeline.api.routes import admin as app_module
+from symbol_pipeline.config import get_settings
 from symbol_pipeline.services import portfolio as svc
 from symbol_pipeline.storage.portfolio_schema import portfolio_changes, portfolios, positions
 from symbol_pipeline_tests.api.conftest import auth_header as _auth
@@ -29,7 +30,9 @@ def api(pg_engine, pg_url, tmp_path):
     keys = {n: svc.issue_api_key(pg_engine, n) for n in ("alice", "bob", "root")}
     pf = svc.create_portfolio(pg_engine, alice.id, "alice main", 100_000)
     svc.add_position(pg_engine, pf["id"], "AAA", 1000)
-    with served(create_app(ApiSettings(database_url=pg_url, data_dir=tmp_path))) as port, \
+    # The window of the tests' sessions (conftest's SYMBOL_PIPELINE_PARTITIONS_START), as api_settings reads it.
+    settings = ApiSettings(database_url=pg_url, data_dir=tmp_path, window_rule=get_settings().window_rule)
+    with served(create_app(settings)) as port, \
             httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
         yield client, keys, pf, pg_engine
 

@@ -3,12 +3,12 @@
 import datetime as dt
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from symbol_pipeline.api.deps import Admin, Db, Settings, setting
+from symbol_pipeline.api.deps import Admin, Db, Settings
 from symbol_pipeline.api.parsing import OffloadedRoute
 from symbol_pipeline.runs.requests import (
     InvalidRunDateError,
@@ -27,9 +27,7 @@ class SymbolBatchIn(BaseModel):
 
 
 @router.post("/api/v1/admin/symbol-batch/run", status_code=202)
-def run_symbol_batch(
-    request: Request, caller: Admin, engine: Db, settings: Settings, body: SymbolBatchIn | None = None
-) -> Any:
+def run_symbol_batch(caller: Admin, engine: Db, settings: Settings, body: SymbolBatchIn | None = None) -> Any:
     """Ask the Dagster daemon for the daily symbol run (a request its sensor starts): 202 with the
     request id; 409 while a daily run of that date is requested, queued or running; 503 without a
     daemon. `date` (default: the latest completed session) must be an NYSE session inside the date
@@ -37,7 +35,7 @@ def run_symbol_batch(
     day = body.date if body else None
     if day is not None:
         try:
-            rule = setting(request, "window_rule")
+            rule = settings.window_rule
             check_run_date(day, window.peek_first_date(engine, rule), "date", window.include_hint(day, rule))
         except InvalidRunDateError as exc:
             raise RequestValidationError([{"loc": ("body", "date"), "msg": str(exc), "type": "value_error"}]) from None
