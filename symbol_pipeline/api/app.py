@@ -12,34 +12,27 @@ import asyncio
 import contextlib
 
 import anyio.to_thread
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
-from starlette.exceptions import HTTPException
 
 from symbol_pipeline.api import parsing
 from symbol_pipeline.api.docs import install_docs
-from symbol_pipeline.api.errors import short_http_exception_handler
+from symbol_pipeline.api.errors import install_error_handlers
 from symbol_pipeline.api.headers import SingleAuthorizationMiddleware
-from symbol_pipeline.api.limits import BodyLimitMiddleware, short_message, validation_error_handler
+from symbol_pipeline.api.limits import BodyLimitMiddleware, validation_error_handler
 from symbol_pipeline.api.outages import OutageMiddleware
 from symbol_pipeline.api.routes import admin, analytics, portfolios, risk, symbol_admin, symbols
 
 # Re-exported: the application's settings and their one reader.
 from symbol_pipeline.api.settings import ApiSettings, api_settings
-from symbol_pipeline.config import IMPORT_MAX_ROWS_ENV
 from symbol_pipeline.services import portfolio as service
 from symbol_pipeline.services.serving import SERVING_THREADS, open_serving_engine, outage
 
 __all__ = ["ROUTERS", "ApiSettings", "api_settings", "app_from_environment", "create_app"]
 
 ROUTERS = (symbols.router, portfolios.router, analytics.router, risk.router, admin.router, symbol_admin.router)
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"detail": message}, status_code=status)
 
 
 def app_from_environment() -> FastAPI:
@@ -91,27 +84,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     # Added last, so outermost: two Authorization headers are refused before anything reads one.
     app.add_middleware(SingleAuthorizationMiddleware)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
-    app.add_exception_handler(HTTPException, short_http_exception_handler)
-
-    @app.exception_handler(service.NotFoundError)
-    async def _not_found(_: Request, exc: service.NotFoundError):
-        return _error(404, short_message(str(exc)))  # a message may quote the path
-
-    @app.exception_handler(service.ValidationError)
-    async def _invalid(_: Request, exc: service.ValidationError):
-        return _error(422, short_message(str(exc)))  # a message may quote the input
-
-    @app.exception_handler(service.TooManyRowsError)
-    async def _too_many_rows(_: Request, exc: service.TooManyRowsError):
-        return _error(413, f"{exc}: the limit is {IMPORT_MAX_ROWS_ENV}")
-
-    @app.exception_handler(service.ConflictError)
-    async def _conflict(_: Request, exc: service.ConflictError):
-        return _error(409, str(exc))
-
-    @app.exception_handler(service.StressDataError)
-    async def _no_data(_: Request, exc: service.StressDataError):
-        return _error(409, short_message(str(exc)))
+    install_error_handlers(app)
 
     for router in ROUTERS:
         app.include_router(router)

@@ -5,7 +5,6 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from symbol_pipeline.api.deps import Admin, Db, Settings
@@ -39,8 +38,10 @@ def run_symbol_batch(caller: Admin, engine: Db, settings: Settings, body: Symbol
             check_run_date(day, window.peek_first_date(engine, rule), "date", window.include_hint(day, rule))
         except InvalidRunDateError as exc:
             raise RequestValidationError([{"loc": ("body", "date"), "msg": str(exc), "type": "value_error"}]) from None
-    status, reply = request_daily_symbol_batch(engine, settings.data_dir, day, f"api:{caller.name}")
-    return reply if status == 202 else JSONResponse(reply, status_code=status)
+    # No daemon, or a daily run of that date already open, are errors that api/errors.py answers.
+    requested = request_daily_symbol_batch(engine, settings.data_dir, day, f"api:{caller.name}")
+    return {"status": "requested", "date": requested.date.isoformat(), "request_id": requested.request_id,
+            "run_id": None}
 
 
 @router.get("/api/v1/admin/symbol-batch/status")
