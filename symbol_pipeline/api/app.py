@@ -13,11 +13,11 @@ import contextlib
 
 import anyio.to_thread
 from fastapi import FastAPI
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.engine import Engine
 
 from symbol_pipeline.api import parsing
+from symbol_pipeline.api.auth import authenticator
 from symbol_pipeline.api.docs import install_docs
 from symbol_pipeline.api.errors import install_error_handlers
 from symbol_pipeline.api.headers import SingleAuthorizationMiddleware
@@ -27,7 +27,6 @@ from symbol_pipeline.api.routes import admin, analytics, portfolios, risk, symbo
 
 # Re-exported: the application's settings and their one reader.
 from symbol_pipeline.api.settings import ApiSettings, api_settings
-from symbol_pipeline.services import portfolio as service
 from symbol_pipeline.services.serving import SERVING_THREADS, open_serving_engine, outage
 
 __all__ = ["ROUTERS", "ApiSettings", "api_settings", "app_from_environment", "create_app"]
@@ -43,7 +42,6 @@ def app_from_environment() -> FastAPI:
 def create_app(settings: ApiSettings) -> FastAPI:
     """The application over the database of `settings` (its tables created or upgraded here)."""
     engine: Engine = open_serving_engine(settings.database_url)
-    remember_seconds = settings.auth_cache_seconds
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -61,23 +59,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.engine = engine
     app.state.settings = settings
 
-    async def caller_for(header: str) -> service.User | None:
-        # Async so that a remembered key costs no trip through the threadpool; only a key not
-        # seen in the last few seconds goes to the database (in a worker thread).
-        scheme, _, key = header.partition(" ")
-        key = key.strip()
-        if scheme.lower() != "bearer" or not key:
-            return None
-        found = service.remembered_user(key)
-        if found is None:
-            found = await run_in_threadpool(service.authenticate, engine, key, remember_seconds)
-        return found
-
-    app.state.caller_for = caller_for  # read by api.deps for requests without a body
-
-    # Every request with a body is authenticated before a byte of it is read, then bounded: the
-    # positions import has its own limit, every other path the default (portfolios.body_limits).
-    app.add_middleware(BodyLimitMiddleware, authenticate=caller_for,
+    # Every request is authenticated here, once (api/auth.py), and one with a body before a byte of
+    # it is read; then the body is bounded: the positions import has its own limit, every other
+    # path the default (portfolios.body_limits).
+    app.add_middleware(BodyLimitMiddleware, authenticate=authenticator(engine, settings.auth_cache_seconds),
                        limit_for=portfolios.body_limits(settings.max_body_bytes, settings.max_import_bytes))
     # A database outage anywhere below, the key check included, is a 503.
     app.add_middleware(OutageMiddleware, classify=outage)

@@ -3,11 +3,11 @@
 The application (`app.py`) puts the engine, the settings and the key check on `app.state`; the
 dependencies here read them from the request, so that route modules need no closure over them.
 
-The caller comes from FastAPI's `HTTPBearer` (so the OpenAPI schema declares the bearer scheme and
-`/docs` has an Authorize button), with `auto_error=False`: a missing or malformed header is our own
-401 with `WWW-Authenticate: Bearer`, as before, and a request with a body keeps the caller that
-`BodyLimitMiddleware` authenticated before reading it. Every request of a user runs inside the
-onboarding cap (`capped_requests`): new symbols beyond it are a 429 and nothing is written.
+The caller is the one `BodyLimitMiddleware` authenticated (api/auth.py) before any body was read;
+FastAPI's `HTTPBearer` (with `auto_error=False`) stays a parameter so that the OpenAPI schema
+declares the bearer scheme and `/docs` has an Authorize button. A missing or invalid key is our
+own 401 with `WWW-Authenticate: Bearer`. Every request of a user runs inside the onboarding cap
+(`capped_requests`): new symbols beyond it are a 429 and nothing is written.
 """
 
 from collections.abc import AsyncIterator
@@ -17,7 +17,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 
-from symbol_pipeline.api.limits import UNAUTHORISED_DETAIL, USER_SCOPE_KEY
+from symbol_pipeline.api.auth import caller
 from symbol_pipeline.api.settings import ApiSettings
 from symbol_pipeline.lib.symbols import InvalidSymbolError, validate_symbol
 from symbol_pipeline.services import portfolio as service
@@ -29,12 +29,9 @@ bearer = HTTPBearer(auto_error=False, description="An API key: `symbol-pipeline 
 async def _user(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> AsyncIterator[service.User]:
-    # A request with a body was authenticated by BodyLimitMiddleware already.
-    found = request.scope.get(USER_SCOPE_KEY)
-    if found is None and credentials is not None:
-        found = await request.app.state.caller_for(f"Bearer {credentials.credentials}")
-    if found is None:
-        raise HTTPException(401, UNAUTHORISED_DETAIL, headers={"WWW-Authenticate": "Bearer"})
+    # `credentials` declares the bearer scheme in the OpenAPI schema; the key itself was checked
+    # by the middleware (api/auth.py), whose result `caller` reads.
+    found = caller(request)
     try:
         with capped_requests(_settings(request).onboarding_daily_cap):
             yield found

@@ -4,15 +4,15 @@ the holdings of its date (no date: today's)."""
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.engine import Engine
 
+from symbol_pipeline.api.auth import caller
 from symbol_pipeline.api.deps import Caller, Db, Settings, bearer
 from symbol_pipeline.api.fields import AsOfDate, ScenarioNames
-from symbol_pipeline.api.limits import UNAUTHORISED_DETAIL
 from symbol_pipeline.services import portfolio as service
 
 router = APIRouter(tags=["analytics"])
@@ -22,11 +22,9 @@ async def _reader(request: Request,
                   credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> service.User:
     """The caller of a read-only analytics GET: `Caller` without the onboarding cap around the
     request (these endpoints never queue a symbol), so a plain coroutine rather than a generator
-    dependency; a remembered key costs no I/O."""
-    found = None if credentials is None else await request.app.state.caller_for(f"Bearer {credentials.credentials}")
-    if found is None:
-        raise HTTPException(401, UNAUTHORISED_DETAIL, headers={"WWW-Authenticate": "Bearer"})
-    return found
+    dependency. The key was checked by the middleware (api/auth.py); `credentials` declares the
+    bearer scheme in the OpenAPI schema."""
+    return caller(request)
 
 
 # The hot GETs are coroutines that make one trip through the threadpool for the service call: a
