@@ -14,7 +14,17 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from symbol_pipeline.api.deps import Caller, Db, Settings, requester
-from symbol_pipeline.api.fields import AsOfDate, CleanStr, Equity, InvestmentClass, Price, Quantity, Symbol
+from symbol_pipeline.api.fields import (
+    AsOfDate,
+    CleanStr,
+    Currency,
+    Equity,
+    InvestmentClass,
+    PortfolioName,
+    Price,
+    Quantity,
+    Symbol,
+)
 from symbol_pipeline.api.openapi_extras import IMPORT_BODY, portfolio_links, position_links
 from symbol_pipeline.api.parsing import INLINE_BYTES, OffloadedRoute, offload
 from symbol_pipeline.services import portfolio as service
@@ -55,10 +65,9 @@ class _Strict(BaseModel):
 
 
 class PortfolioIn(_Strict):
-    name: CleanStr = Field(min_length=1, max_length=128)
+    name: PortfolioName
     equity: Equity
-    currency: CleanStr = Field("USD", max_length=16, description="Only USD is supported",
-                               json_schema_extra={"enum": ["USD"]})
+    currency: Currency = "USD"
 
 
 class PositionIn(_Strict):
