@@ -91,7 +91,7 @@ def _pinned_start() -> str | None:
         try:
             dt.date.fromisoformat(text)
         except ValueError:
-            raise ValueError(f"{PARTITIONS_START_ENV} must be a date in YYYY-MM-DD form, got {text!r}") from None
+            raise rules.SettingError(f"{PARTITIONS_START_ENV} must be a date in YYYY-MM-DD form, got {text!r}") from None
     return text
 
 
@@ -128,9 +128,9 @@ def _int_setting(name: str, default: int, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise ValueError(f"{name} must be an integer, got {text!r}") from None
+        raise rules.SettingError(f"{name} must be an integer, got {text!r}") from None
     if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+        raise rules.SettingError(f"{name} must be at least {minimum}, got {value}")
     return value
 
 
@@ -139,14 +139,14 @@ def _number(name: str, default: float) -> float:
     try:
         return float(text)
     except ValueError:
-        raise ValueError(f"{name} must be a number, got {text!r}") from None
+        raise rules.SettingError(f"{name} must be a number, got {text!r}") from None
 
 
 def _float_setting(name: str, default: float) -> float:
     text = os.environ.get(name) or str(default)
     value = _number(name, default)
     if not 0 < value < 24 * 365:
-        raise ValueError(f"{name} must be a number of hours in (0, 8760), got {text!r}")
+        raise rules.SettingError(f"{name} must be a number of hours in (0, 8760), got {text!r}")
     return value
 
 
@@ -175,4 +175,4 @@ def parse_date(text: str) -> dt.date:
     try:
         return rules.parse_date(text)
     except ValueError as exc:
-        raise ValueError(f"not a date in YYYY-MM-DD form: {quote(text)}") from exc
+        raise rules.RuleError(f"not a date in YYYY-MM-DD form: {quote(text)}") from exc

@@ -48,6 +48,11 @@ class RuleError(ValueError):
     """Input that breaks a rule; the message says which, the caller says which field."""
 
 
+class SettingError(RuleError):
+    """A setting (an environment variable, a price source's spec) that breaks its rule; the message
+    names it. A user error like any other: the CLI prints it in one line."""
+
+
 # --- numbers ----------------------------------------------------------------------------------
 
 
