@@ -31,7 +31,8 @@ from symbol_pipeline.services.serving import SERVING_THREADS, open_serving_engin
 
 __all__ = ["ROUTERS", "ApiSettings", "api_settings", "app_from_environment", "create_app"]
 
-ROUTERS = (symbols.router, portfolios.router, analytics.router, risk.router, admin.router, symbol_admin.router)
+ROUTERS = (symbols.router, portfolios.router, portfolios.positions_router, analytics.router, risk.router, admin.router,
+           symbol_admin.router)
 
 
 def app_from_environment() -> FastAPI:

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
 
+from symbol_pipeline.api import models
 from symbol_pipeline.api.deps import Admin, Db, Settings
 from symbol_pipeline.api.parsing import OffloadedRoute
 from symbol_pipeline.runs.requests import (
@@ -17,7 +18,7 @@ from symbol_pipeline.runs.requests import (
 )
 from symbol_pipeline.services import window
 
-router = APIRouter(tags=["admin"], route_class=OffloadedRoute)
+router = APIRouter(prefix="/api/v1/admin/symbol-batch", tags=["admin"], route_class=OffloadedRoute)
 
 
 class SymbolBatchIn(BaseModel):
@@ -25,7 +26,7 @@ class SymbolBatchIn(BaseModel):
     date: dt.date | None = None
 
 
-@router.post("/api/v1/admin/symbol-batch/run", status_code=202)
+@router.post("/run", status_code=202, response_model=models.BatchRequested)
 def run_symbol_batch(caller: Admin, engine: Db, settings: Settings, body: SymbolBatchIn | None = None) -> Any:
     """Ask the Dagster daemon for the daily symbol run (a request its sensor starts): 202 with the
     request id; 409 while a daily run of that date is requested, queued or running; 503 without a
@@ -44,7 +45,7 @@ def run_symbol_batch(caller: Admin, engine: Db, settings: Settings, body: Symbol
             "run_id": None}
 
 
-@router.get("/api/v1/admin/symbol-batch/status")
+@router.get("/status", response_model=models.BatchStatus, response_model_exclude_unset=True)
 def get_symbol_batch_status(_: Admin, settings: Settings) -> Any:
     """The latest daily symbol run (not onboarding nor backfill runs) with its counts."""
     return daily_batch_status(settings.data_dir)
