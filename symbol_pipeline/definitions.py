@@ -40,6 +40,16 @@ def _first_date(settings: Settings) -> dt.date:
     return window.first_date(engine, rule, by="definitions")
 
 
+def recovery_policy(settings: Settings) -> RecoveryPolicy:
+    """The settings' retries of failed fetches and delisting rule (docs/operations.md, "Symbols"),
+    for the sensors and assets here and for `symbol-pipeline onboard`."""
+    return RecoveryPolicy(
+        retry_attempts=settings.symbol_retry_attempts,
+        retry_delay=dt.timedelta(hours=settings.symbol_retry_delay_hours),
+        delisted_after_sessions=settings.delisted_after_sessions,
+    )
+
+
 def sa_url(url: str) -> str:
     """`url` with its password hidden, for messages."""
     return make_url(url).render_as_string(hide_password=True)
@@ -61,11 +71,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         window_rule=settings.window_rule,
         schedule_cron=settings.schedule_cron,
         schedule_timezone=settings.schedule_timezone,
-        recovery=RecoveryPolicy(
-            retry_attempts=settings.symbol_retry_attempts,
-            retry_delay=dt.timedelta(hours=settings.symbol_retry_delay_hours),
-            delisted_after_sessions=settings.delisted_after_sessions,
-        ),
+        recovery=recovery_policy(settings),
     )
     resources = dg.Definitions(
         loggers={"console": console_logger},

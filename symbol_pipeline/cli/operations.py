@@ -12,7 +12,7 @@ from symbol_pipeline.cli.console import RunConsole, execute_here, request_and_fo
 from symbol_pipeline.cli.errors import CliError
 from symbol_pipeline.cli.window_cmd import first_partition
 from symbol_pipeline.config import parse_date
-from symbol_pipeline.definitions import build_definitions
+from symbol_pipeline.definitions import build_definitions, recovery_policy
 from symbol_pipeline.lib import sessions
 from symbol_pipeline.lib.symbols import parse_symbol_list
 from symbol_pipeline.runs.follow import RunFollower, Summary, expected_materializations, follow
@@ -34,7 +34,6 @@ from symbol_pipeline.runs.submit import (
     run_symbol_layer,
 )
 from symbol_pipeline.services import onboarding, window
-from symbol_pipeline.services.onboarding import RecoveryPolicy
 from symbol_pipeline.storage import onboarding as queue_store
 from symbol_pipeline.storage import universe
 from symbol_pipeline.storage.database import get_engine
@@ -96,13 +95,6 @@ def cmd_backfill(args: argparse.Namespace) -> int:
                 run_config=console.run_config, run_ids=run_ids))
     next_steps = [f"`symbol-pipeline betas --date {end}`", "the runs in the Dagster UI: `dagster dev`"]
     return console.summary(summary, f"backfill {start}..{end}", next_steps)
-
-
-def recovery_policy(settings) -> RecoveryPolicy:
-    """The settings' retry and delisting policy (docs/operations.md, "Symbols")."""
-    return RecoveryPolicy(retry_attempts=settings.symbol_retry_attempts,
-                          retry_delay=dt.timedelta(hours=settings.symbol_retry_delay_hours),
-                          delisted_after_sessions=settings.delisted_after_sessions)
 
 
 def cmd_onboard(args: argparse.Namespace) -> int:

@@ -27,13 +27,11 @@ from symbol_pipeline.runs.keys import (
     REQUEST_ID_TAG,
     REQUEST_PART_TAG,
     RUN_KIND_TAG,
-    SYMBOL_DIMENSION,
-    contiguous_blocks,
     date_range_tags,
     dates_in_range,
     range_tags,
 )
-from symbol_pipeline.runs.submit import FACTOR_RETURNS_JOB, SYMBOL_LAYER_JOB, symbol_batch_status
+from symbol_pipeline.runs.submit import FACTOR_RETURNS_JOB, SYMBOL_LAYER_JOB, symbol_batch_status, symbol_blocks
 from symbol_pipeline.storage import run_requests as store
 from symbol_pipeline.storage.run_requests import OpenRequestError, RunRequestRow
 
@@ -106,13 +104,6 @@ def runs_of_request(instance: dg.DagsterInstance, request_id: int) -> list[dg.Da
     return list(reversed(instance.get_runs(dg.RunsFilter(tags={REQUEST_ID_TAG: str(request_id)}))))
 
 
-def _symbol_blocks(instance: dg.DagsterInstance, symbols: list[str] | None) -> list[tuple[str, str]]:
-    order = instance.get_dynamic_partitions(SYMBOL_DIMENSION)
-    if symbols is None:
-        return [(order[0], order[-1])] if order else []
-    return contiguous_blocks(symbols, order)
-
-
 def _latest_by_part(runs: list[dg.DagsterRun]) -> dict[str, dg.DagsterRun]:
     """The newest run of each part: a retried run replaces the one it retried."""
     return {r.tags.get(REQUEST_PART_TAG, ""): r for r in runs}
@@ -146,7 +137,7 @@ def plan_request(
         return [], "running", run_ids, None
     if factor.status != dg.DagsterRunStatus.SUCCESS:
         return [], "failed", run_ids, f"run {factor.run_id} ({FACTOR_RETURNS_JOB}) {factor.status.value}"
-    blocks = _symbol_blocks(instance, row.symbols)
+    blocks = symbol_blocks(instance, row.symbols)
     if not blocks:
         return [], "failed", run_ids, "no symbols to run: the `symbol` partition has none of them"
     wanted = {f"symbols:{i}": block for i, block in enumerate(blocks)}

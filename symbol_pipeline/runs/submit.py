@@ -112,6 +112,15 @@ def _execute(instance: dg.DagsterInstance, defs: dg.Definitions, job_name: str, 
     return result.success
 
 
+def symbol_blocks(instance: dg.DagsterInstance, symbols: Sequence[str] | None) -> list[tuple[str, str]]:
+    """The (first, last) key ranges of the `symbol` partition a run over `symbols` covers: the whole
+    partition for None, else one range per contiguous block of them in the partition's order."""
+    order = instance.get_dynamic_partitions(SYMBOL_DIMENSION)
+    if symbols is None:
+        return [(order[0], order[-1])] if order else []
+    return contiguous_blocks(symbols, order)
+
+
 def run_symbol_layer(
     instance: dg.DagsterInstance,
     defs: dg.Definitions,
@@ -134,9 +143,7 @@ def run_symbol_layer(
     progress(f"factor_returns {d1}..{d2}")
     if not _execute(instance, defs, FACTOR_RETURNS_JOB, {**date_range_tags(d1, d2), **extra}, run_config, started):
         return LaunchResult(list(started), False)
-    order = instance.get_dynamic_partitions(SYMBOL_DIMENSION)
-    blocks = [(order[0], order[-1])] if symbols is None and order else contiguous_blocks(symbols or [], order)
-    for first, last in blocks:
+    for first, last in symbol_blocks(instance, symbols):
         progress(f"symbol layer {d1}..{d2} × symbols {first}..{last}")
         if not _execute(instance, defs, SYMBOL_LAYER_JOB, {**range_tags(d1, d2, first, last), **extra}, run_config,
                         started):

@@ -100,3 +100,12 @@ def test_onboarding_here_executes_every_request_then_settles_and_refreshes(monke
         assert result.success is refreshed
         assert settled == [["NEWCO", "NEWCO"]]
         assert (submit.PORTFOLIO_JOB in defs.jobs) is refreshed
+
+
+def test_symbol_blocks_cover_the_partition_or_the_named_symbols():
+    """One split of a run into symbol ranges, for the CLI's runs and the request sensor's alike."""
+    with dg.instance_for_test() as instance:
+        assert submit.symbol_blocks(instance, None) == []
+        submit.register_symbols(instance, ["A", "B", "C", "D"])
+        assert submit.symbol_blocks(instance, None) == [("A", "D")]
+        assert submit.symbol_blocks(instance, ["D", "A", "B"]) == [("A", "B"), ("D", "D")]
