@@ -13,7 +13,6 @@ import contextlib
 
 import anyio.to_thread
 from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
 from sqlalchemy.engine import Engine
 
 from symbol_pipeline.api import parsing
@@ -21,7 +20,7 @@ from symbol_pipeline.api.auth import authenticator
 from symbol_pipeline.api.docs import install_docs
 from symbol_pipeline.api.errors import install_error_handlers
 from symbol_pipeline.api.headers import SingleAuthorizationMiddleware
-from symbol_pipeline.api.limits import BodyLimitMiddleware, validation_error_handler
+from symbol_pipeline.api.limits import BodyLimitMiddleware
 from symbol_pipeline.api.outages import OutageMiddleware
 from symbol_pipeline.api.routes import admin, analytics, portfolios, risk, symbol_admin, symbols
 
@@ -69,7 +68,6 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.add_middleware(OutageMiddleware, classify=outage)
     # Added last, so outermost: two Authorization headers are refused before anything reads one.
     app.add_middleware(SingleAuthorizationMiddleware)
-    app.add_exception_handler(RequestValidationError, validation_error_handler)
     install_error_handlers(app)
 
     for router in ROUTERS:

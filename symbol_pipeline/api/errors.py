@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from symbol_pipeline.api.limits import short_message
+from symbol_pipeline.api.limits import short_message, validation_error_handler
 from symbol_pipeline.config import IMPORT_MAX_ROWS_ENV
 from symbol_pipeline.runs.requests import DaemonNotServingError, OpenRequestError
 from symbol_pipeline.services import portfolio as service
@@ -69,7 +70,9 @@ async def _request_open(_: Request, exc: OpenRequestError) -> Response:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Map HTTPException (cut short) and every domain error to its answer."""
+    """Map a request that fails validation (422, input cut short), HTTPException (cut short) and every
+    domain error to its answer."""
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(HTTPException, short_http_exception_handler)
     app.add_exception_handler(service.NotFoundError, _not_found)
     app.add_exception_handler(service.ValidationError, _invalid)
