@@ -30,6 +30,17 @@ IMPORT_MAX_BYTES_ENV = "SYMBOL_PIPELINE_API_MAX_IMPORT_BYTES"
 IMPORT_MAX_ROWS_ENV = "SYMBOL_PIPELINE_API_MAX_IMPORT_ROWS"
 DEFAULT_IMPORT_MAX_BYTES = 16 * 1024 * 1024
 DEFAULT_IMPORT_MAX_ROWS = 10_000
+DEFAULT_ONBOARDING_DAILY_CAP = 100
+# The HTTP API's own bounds: any request body (413 beyond it, before anything is parsed), how long a
+# connection may take to send its headers, and how long an accepted key is remembered.
+MAX_BODY_ENV = "SYMBOL_PIPELINE_API_MAX_BODY_BYTES"
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+HEADER_TIMEOUT_ENV = "SYMBOL_PIPELINE_API_HEADER_TIMEOUT_SECONDS"
+DEFAULT_HEADER_TIMEOUT = 10.0
+AUTH_CACHE_ENV = "SYMBOL_PIPELINE_AUTH_CACHE_SECONDS"
+# services.portfolio.accounts' own default, not imported: that package costs the CLI's early check
+# a second of imports (symbol_pipeline_tests/api/test_settings.py holds the two equal).
+DEFAULT_AUTH_CACHE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -52,10 +63,13 @@ class Settings:
     symbol_retry_attempts: int = 4
     symbol_retry_delay_hours: float = 6.0
     delisted_after_sessions: int = 10
-    onboarding_daily_cap: int = 100
+    onboarding_daily_cap: int = DEFAULT_ONBOARDING_DAILY_CAP
     import_max_bytes: int = DEFAULT_IMPORT_MAX_BYTES
     import_max_rows: int = DEFAULT_IMPORT_MAX_ROWS
     partition_sessions: int = DEFAULT_PARTITION_SESSIONS
+    api_max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    api_header_timeout_seconds: float = DEFAULT_HEADER_TIMEOUT
+    auth_cache_seconds: float = DEFAULT_AUTH_CACHE_SECONDS
 
     @property
     def window_rule(self) -> WindowRule:
@@ -77,7 +91,7 @@ def _pinned_start() -> str | None:
         try:
             dt.date.fromisoformat(text)
         except ValueError:
-            raise ValueError(f"{PARTITIONS_START_ENV} must be a date in YYYY-MM-DD form, got {text!r}") from None
+            raise rules.SettingError(f"{PARTITIONS_START_ENV} must be a date in YYYY-MM-DD form, got {text!r}") from None
     return text
 
 
@@ -98,10 +112,14 @@ def get_settings() -> Settings:
         symbol_retry_attempts=_int_setting("SYMBOL_PIPELINE_SYMBOL_RETRY_ATTEMPTS", 4, 0),
         symbol_retry_delay_hours=_float_setting("SYMBOL_PIPELINE_SYMBOL_RETRY_DELAY_HOURS", 6.0),
         delisted_after_sessions=_int_setting("SYMBOL_PIPELINE_DELISTED_AFTER_SESSIONS", 10, 1),
-        onboarding_daily_cap=_int_setting("SYMBOL_PIPELINE_ONBOARDING_DAILY_CAP", 100, 0),
+        onboarding_daily_cap=_int_setting("SYMBOL_PIPELINE_ONBOARDING_DAILY_CAP", DEFAULT_ONBOARDING_DAILY_CAP, 0),
         import_max_bytes=_int_setting(IMPORT_MAX_BYTES_ENV, DEFAULT_IMPORT_MAX_BYTES, 1),
         import_max_rows=_int_setting(IMPORT_MAX_ROWS_ENV, DEFAULT_IMPORT_MAX_ROWS, 1),
         partition_sessions=_int_setting(PARTITION_SESSIONS_ENV, DEFAULT_PARTITION_SESSIONS, 1),
+        api_max_body_bytes=_int_setting(MAX_BODY_ENV, DEFAULT_MAX_BODY_BYTES, 0),
+        # Checked where it is used (api/server.header_timeout_protocol: positive), as before.
+        api_header_timeout_seconds=_number(HEADER_TIMEOUT_ENV, DEFAULT_HEADER_TIMEOUT),
+        auth_cache_seconds=_number(AUTH_CACHE_ENV, DEFAULT_AUTH_CACHE_SECONDS),
     )
 
 
@@ -110,20 +128,25 @@ def _int_setting(name: str, default: int, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise ValueError(f"{name} must be an integer, got {text!r}") from None
+        raise rules.SettingError(f"{name} must be an integer, got {text!r}") from None
     if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+        raise rules.SettingError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def _number(name: str, default: float) -> float:
+    text = os.environ.get(name) or str(default)
+    try:
+        return float(text)
+    except ValueError:
+        raise rules.SettingError(f"{name} must be a number, got {text!r}") from None
 
 
 def _float_setting(name: str, default: float) -> float:
     text = os.environ.get(name) or str(default)
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {text!r}") from None
+    value = _number(name, default)
     if not 0 < value < 24 * 365:
-        raise ValueError(f"{name} must be a number of hours in (0, 8760), got {text!r}")
+        raise rules.SettingError(f"{name} must be a number of hours in (0, 8760), got {text!r}")
     return value
 
 
@@ -139,7 +162,10 @@ DAGSTER_EVENT_SETTINGS = {
 
 
 def apply_dagster_event_settings() -> None:
-    """Give this process the batching settings unless the environment already chose."""
+    """Give this process the batching settings unless the environment already chose.
+
+    Called by the entry points only: definitions.py (imported by every run worker and the code
+    server) and the CLI. The event-log storages below read no environment of their own."""
     for name, value in DAGSTER_EVENT_SETTINGS.items():
         os.environ.setdefault(name, value)
 
@@ -149,4 +175,4 @@ def parse_date(text: str) -> dt.date:
     try:
         return rules.parse_date(text)
     except ValueError as exc:
-        raise ValueError(f"not a date in YYYY-MM-DD form: {quote(text)}") from exc
+        raise rules.RuleError(f"not a date in YYYY-MM-DD form: {quote(text)}") from exc

@@ -8,7 +8,13 @@ import os
 import dagster as dg
 from sqlalchemy.engine import make_url
 
-from symbol_pipeline.config import ALERT_WEBHOOK_ENV, DATABASE_URL_ENV, Settings, get_settings
+from symbol_pipeline.config import (
+    ALERT_WEBHOOK_ENV,
+    DATABASE_URL_ENV,
+    Settings,
+    apply_dagster_event_settings,
+    get_settings,
+)
 from symbol_pipeline.defs.loggers import console_logger
 from symbol_pipeline.defs.portfolios import build_portfolio_defs
 from symbol_pipeline.defs.resources import (
@@ -34,6 +40,16 @@ def _first_date(settings: Settings) -> dt.date:
     return window.first_date(engine, rule, by="definitions")
 
 
+def recovery_policy(settings: Settings) -> RecoveryPolicy:
+    """The settings' retries of failed fetches and delisting rule (docs/operations.md, "Symbols"),
+    for the sensors and assets here and for `symbol-pipeline onboard`."""
+    return RecoveryPolicy(
+        retry_attempts=settings.symbol_retry_attempts,
+        retry_delay=dt.timedelta(hours=settings.symbol_retry_delay_hours),
+        delisted_after_sessions=settings.delisted_after_sessions,
+    )
+
+
 def sa_url(url: str) -> str:
     """`url` with its password hidden, for messages."""
     return make_url(url).render_as_string(hide_password=True)
@@ -55,11 +71,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         window_rule=settings.window_rule,
         schedule_cron=settings.schedule_cron,
         schedule_timezone=settings.schedule_timezone,
-        recovery=RecoveryPolicy(
-            retry_attempts=settings.symbol_retry_attempts,
-            retry_delay=dt.timedelta(hours=settings.symbol_retry_delay_hours),
-            delisted_after_sessions=settings.delisted_after_sessions,
-        ),
+        recovery=recovery_policy(settings),
     )
     resources = dg.Definitions(
         loggers={"console": console_logger},
@@ -83,4 +95,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions.merge(symbols, build_portfolio_defs(), resources)
 
 
+# The entry point of every run worker (and of the code server that evaluates sensors): Dagster's
+# batching switches are set here, in the process that executes the steps, not by the modules
+# below, which read no settings and write no environment.
+apply_dagster_event_settings()
 defs = build_definitions()

@@ -125,3 +125,43 @@ def test_runs_without_logger_config_print_no_debug_lines(tmp_path, monkeypatch, 
         assert instance.get_latest_materialization_event(dg.AssetKey("factor_returns")) is not None
     lines = (printed.out + printed.err).splitlines()
     assert not [line for line in lines if " - DEBUG - " in line], "\n".join(lines[:5])
+
+
+_SWITCHES = ("DAGSTER_EVENT_BATCH_SIZE", "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS")
+_PROBE = """
+import json, os, sys
+import {module}
+from dagster._core.instance.utils import _is_batch_writing_enabled
+print(json.dumps({{"env": {{k: os.environ.get(k) for k in sys.argv[1:]}}, "batching": _is_batch_writing_enabled()}}))
+"""
+
+
+def _probe(module: str, tmp_path) -> dict:
+    """What a fresh process has after importing `module` alone, started without the switches."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in _SWITCHES and not k.startswith("SYMBOL_PIPELINE_")}
+    env.update({"SYMBOL_PIPELINE_DATA_DIR": str(tmp_path), "SYMBOL_PIPELINE_SYNTHETIC_SYMBOLS": "5"})
+    env.pop("DAGSTER_HOME", None)
+    done = subprocess.run([sys.executable, "-c", _PROBE.format(module=module), *_SWITCHES], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_run_worker_gets_the_batching_switches_from_the_definitions(tmp_path):
+    """A run worker's entry point is this module (`dagster api execute_run` imports it): importing
+    it gives the process Dagster's batching switches, so the step's events are written in batches,
+    though nothing else in the process set them."""
+    probed = _probe("symbol_pipeline.definitions", tmp_path)
+    assert probed == {"env": {"DAGSTER_EVENT_BATCH_SIZE": "1000",
+                              "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}, "batching": True}
+
+
+@pytest.mark.parametrize("module", ["symbol_pipeline.runs.pg_events", "symbol_pipeline.runs.sqlite_events",
+                                    "symbol_pipeline.runs.instance"])
+def test_the_layers_below_the_entry_points_write_no_environment(tmp_path, module):
+    """The event-log storages read no settings: importing one leaves the environment as it was."""
+    assert _probe(module, tmp_path) == {"env": dict.fromkeys(_SWITCHES), "batching": False}

@@ -3,87 +3,35 @@
 A user sees only their own portfolios (another user's is a 404, like a missing one); admin
 endpoints need an admin key. Bad input is a 4xx with a message and writes nothing.
 
-An entry point: `api_settings()` reads the environment, `create_app(settings)` reads nothing,
-and `app_from_environment` is the factory for `uvicorn --factory`.
+An entry point: `api_settings()` (api/settings.py) reads the environment, `create_app(settings)`
+reads nothing, and `app_from_environment` is the factory for `uvicorn --factory`.
 """
 
 
 import asyncio
 import contextlib
-import os
-from dataclasses import dataclass
-from pathlib import Path
 
 import anyio.to_thread
-from fastapi import FastAPI, Request
-from fastapi.concurrency import run_in_threadpool
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from sqlalchemy.engine import Engine
-from starlette.exceptions import HTTPException
 
 from symbol_pipeline.api import parsing
+from symbol_pipeline.api.auth import authenticator
 from symbol_pipeline.api.docs import install_docs
-from symbol_pipeline.api.errors import short_http_exception_handler
+from symbol_pipeline.api.errors import install_error_handlers
 from symbol_pipeline.api.headers import SingleAuthorizationMiddleware
-from symbol_pipeline.api.limits import (
-    DEFAULT_MAX_BODY_BYTES,
-    MAX_BODY_ENV,
-    BodyLimitMiddleware,
-    short_message,
-    validation_error_handler,
-)
+from symbol_pipeline.api.limits import BodyLimitMiddleware
 from symbol_pipeline.api.outages import OutageMiddleware
 from symbol_pipeline.api.routes import admin, analytics, portfolios, risk, symbol_admin, symbols
-from symbol_pipeline.api.server import DEFAULT_HEADER_TIMEOUT, HEADER_TIMEOUT_ENV
-from symbol_pipeline.config import (
-    DEFAULT_IMPORT_MAX_BYTES,
-    DEFAULT_IMPORT_MAX_ROWS,
-    IMPORT_MAX_ROWS_ENV,
-    get_settings,
-    normalise_database_url,
-)
-from symbol_pipeline.services import portfolio as service
+
+# Re-exported: the application's settings and their one reader.
+from symbol_pipeline.api.settings import ApiSettings, api_settings
 from symbol_pipeline.services.serving import SERVING_THREADS, open_serving_engine, outage
 
-ROUTERS = (symbols.router, portfolios.router, analytics.router, risk.router, admin.router, symbol_admin.router)
+__all__ = ["ROUTERS", "ApiSettings", "api_settings", "app_from_environment", "create_app"]
 
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"detail": message}, status_code=status)
-
-
-@dataclass(frozen=True)
-class ApiSettings:
-    """What the API process is given: its database, the Dagster data folder the admin endpoints
-    launch runs in, how long an accepted key is remembered, an extra stress scenarios file, the
-    largest request body accepted (413 beyond it, before anything is parsed), an import's largest
-    body and most rows, and how long a connection may take to send a request's headers."""
-
-    database_url: str
-    data_dir: Path
-    auth_cache_seconds: float = service.DEFAULT_AUTH_CACHE_SECONDS
-    scenarios_file: str | None = None
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    max_import_bytes: int = DEFAULT_IMPORT_MAX_BYTES
-    max_import_rows: int = DEFAULT_IMPORT_MAX_ROWS
-    header_timeout_seconds: float = DEFAULT_HEADER_TIMEOUT
-
-
-def api_settings(database_url: str | None = None) -> ApiSettings:
-    """The API's settings from the environment (`database_url` overrides the configured one)."""
-    settings = get_settings()
-    return ApiSettings(
-        database_url=normalise_database_url(database_url or settings.database_url),
-        data_dir=settings.data_dir,
-        auth_cache_seconds=float(os.environ.get("SYMBOL_PIPELINE_AUTH_CACHE_SECONDS",
-                                                service.DEFAULT_AUTH_CACHE_SECONDS)),
-        scenarios_file=os.environ.get("SYMBOL_PIPELINE_SCENARIOS_FILE") or None,
-        max_body_bytes=int(os.environ.get(MAX_BODY_ENV) or DEFAULT_MAX_BODY_BYTES),
-        max_import_bytes=settings.import_max_bytes,
-        max_import_rows=settings.import_max_rows,
-        header_timeout_seconds=float(os.environ.get(HEADER_TIMEOUT_ENV) or DEFAULT_HEADER_TIMEOUT),
-    )
+ROUTERS = (symbols.router, portfolios.router, portfolios.positions_router, analytics.router, risk.router, admin.router,
+           symbol_admin.router)
 
 
 def app_from_environment() -> FastAPI:
@@ -94,7 +42,6 @@ def app_from_environment() -> FastAPI:
 def create_app(settings: ApiSettings) -> FastAPI:
     """The application over the database of `settings` (its tables created or upgraded here)."""
     engine: Engine = open_serving_engine(settings.database_url)
-    remember_seconds = settings.auth_cache_seconds
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -112,50 +59,16 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.engine = engine
     app.state.settings = settings
 
-    async def caller_for(header: str) -> service.User | None:
-        # Async so that a remembered key costs no trip through the threadpool; only a key not
-        # seen in the last few seconds goes to the database (in a worker thread).
-        scheme, _, key = header.partition(" ")
-        key = key.strip()
-        if scheme.lower() != "bearer" or not key:
-            return None
-        found = service.remembered_user(key)
-        if found is None:
-            found = await run_in_threadpool(service.authenticate, engine, key, remember_seconds)
-        return found
-
-    app.state.caller_for = caller_for  # read by api.deps for requests without a body
-
-    # Every request with a body is authenticated before a byte of it is read, then bounded: the
-    # positions import has its own limit, every other path the default (portfolios.body_limits).
-    app.add_middleware(BodyLimitMiddleware, authenticate=caller_for,
+    # Every request is authenticated here, once (api/auth.py), and one with a body before a byte of
+    # it is read; then the body is bounded: the positions import has its own limit, every other
+    # path the default (portfolios.body_limits).
+    app.add_middleware(BodyLimitMiddleware, authenticate=authenticator(engine, settings.auth_cache_seconds),
                        limit_for=portfolios.body_limits(settings.max_body_bytes, settings.max_import_bytes))
     # A database outage anywhere below, the key check included, is a 503.
     app.add_middleware(OutageMiddleware, classify=outage)
     # Added last, so outermost: two Authorization headers are refused before anything reads one.
     app.add_middleware(SingleAuthorizationMiddleware)
-    app.add_exception_handler(RequestValidationError, validation_error_handler)
-    app.add_exception_handler(HTTPException, short_http_exception_handler)
-
-    @app.exception_handler(service.NotFoundError)
-    async def _not_found(_: Request, exc: service.NotFoundError):
-        return _error(404, short_message(str(exc)))  # a message may quote the path
-
-    @app.exception_handler(service.ValidationError)
-    async def _invalid(_: Request, exc: service.ValidationError):
-        return _error(422, short_message(str(exc)))  # a message may quote the input
-
-    @app.exception_handler(service.TooManyRowsError)
-    async def _too_many_rows(_: Request, exc: service.TooManyRowsError):
-        return _error(413, f"{exc}: the limit is {IMPORT_MAX_ROWS_ENV}")
-
-    @app.exception_handler(service.ConflictError)
-    async def _conflict(_: Request, exc: service.ConflictError):
-        return _error(409, str(exc))
-
-    @app.exception_handler(service.StressDataError)
-    async def _no_data(_: Request, exc: service.StressDataError):
-        return _error(409, short_message(str(exc)))
+    install_error_handlers(app)
 
     for router in ROUTERS:
         app.include_router(router)

@@ -3,23 +3,22 @@
 The application (`app.py`) puts the engine, the settings and the key check on `app.state`; the
 dependencies here read them from the request, so that route modules need no closure over them.
 
-The caller comes from FastAPI's `HTTPBearer` (so the OpenAPI schema declares the bearer scheme and
-`/docs` has an Authorize button), with `auto_error=False`: a missing or malformed header is our own
-401 with `WWW-Authenticate: Bearer`, as before, and a request with a body keeps the caller that
-`BodyLimitMiddleware` authenticated before reading it. Every request of a user runs inside the
-onboarding cap (`capped_requests`): new symbols beyond it are a 429 and nothing is written.
+The caller is the one `BodyLimitMiddleware` authenticated (api/auth.py) before any body was read;
+FastAPI's `HTTPBearer` (with `auto_error=False`) stays a parameter so that the OpenAPI schema
+declares the bearer scheme and `/docs` has an Authorize button. A missing or invalid key is our
+own 401 with `WWW-Authenticate: Bearer`. Every request of a user runs inside the onboarding cap
+(`capped_requests`): new symbols beyond it are a 429 and nothing is written.
 """
 
 from collections.abc import AsyncIterator
-from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 
-from symbol_pipeline.api.limits import UNAUTHORISED_DETAIL, USER_SCOPE_KEY
-from symbol_pipeline.config import get_settings
+from symbol_pipeline.api.auth import caller
+from symbol_pipeline.api.settings import ApiSettings
 from symbol_pipeline.lib.symbols import InvalidSymbolError, validate_symbol
 from symbol_pipeline.services import portfolio as service
 from symbol_pipeline.services.onboarding import OnboardingLimitError, capped_requests
@@ -27,29 +26,14 @@ from symbol_pipeline.services.onboarding import OnboardingLimitError, capped_req
 bearer = HTTPBearer(auto_error=False, description="An API key: `symbol-pipeline users issue-key NAME`")
 
 
-@lru_cache(maxsize=1)
-def _environment() -> Any:
-    # The API's own ApiSettings carry what app.py knows; the rest is read once from the environment.
-    return get_settings()
-
-
-def setting(request: Request, name: str) -> Any:
-    """A setting of the application (ApiSettings), else of the environment (config.Settings)."""
-    value = getattr(request.app.state.settings, name, None)
-    return value if value is not None else getattr(_environment(), name)
-
-
 async def _user(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> AsyncIterator[service.User]:
-    # A request with a body was authenticated by BodyLimitMiddleware already.
-    found = request.scope.get(USER_SCOPE_KEY)
-    if found is None and credentials is not None:
-        found = await request.app.state.caller_for(f"Bearer {credentials.credentials}")
-    if found is None:
-        raise HTTPException(401, UNAUTHORISED_DETAIL, headers={"WWW-Authenticate": "Bearer"})
+    # `credentials` declares the bearer scheme in the OpenAPI schema; the key itself was checked
+    # by the middleware (api/auth.py), whose result `caller` reads.
+    found = caller(request)
     try:
-        with capped_requests(setting(request, "onboarding_daily_cap")):
+        with capped_requests(_settings(request).onboarding_daily_cap):
             yield found
     except OnboardingLimitError as exc:
         raise HTTPException(429, str(exc), headers={"Retry-After": "86400"}) from None
@@ -65,15 +49,15 @@ def _engine(request: Request) -> Engine:
     return request.app.state.engine
 
 
-def _settings(request: Request) -> Any:
+def _settings(request: Request) -> ApiSettings:
     return request.app.state.settings
 
 
 Caller = Annotated[service.User, Depends(_user)]
 Admin = Annotated[service.User, Depends(_admin)]
 Db = Annotated[Engine, Depends(_engine)]
-# The ApiSettings of the application (typed Any: app.py imports the routes, not the reverse).
-Settings = Annotated[Any, Depends(_settings)]
+# The ApiSettings the application was created with (api/settings.py; app.py puts them on app.state).
+Settings = Annotated[ApiSettings, Depends(_settings)]
 
 
 def checked_symbol(symbol: str) -> str:

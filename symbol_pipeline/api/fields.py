@@ -9,6 +9,7 @@ naming the field and the rule, and nothing is written. The bounds (docs/api.md "
   boolean), and |x| ≤ MAX_NUMBER (1e13; a JSON integer beyond float range is refused, not overflowed);
 * `Quantity`: 0 < |x| ≤ 1e12; `Price` and `Equity`: 0 < x ≤ 1e13;
 * `CleanStr`: no control characters (C0, DEL, C1, U+2028/U+2029) and no unpaired surrogates;
+* `PortfolioName`: clean, 1 to 128 characters once surrounding spaces are removed; `Currency`: USD;
 * `Symbol`: lib/symbols.validate_symbol (ASCII only, upper-cased, never folded);
 * `AsOfDate` (every date a user sends): `YYYY-MM-DD` from 1995-01-03, the exchange calendar's first
   session, to today (the latest data on or before it is used); the portfolio's first date is
@@ -79,6 +80,15 @@ DATE_PATTERN = r"^(199[5-9]|20[0-9][0-9])-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01
 AsOfDate = Annotated[dt.date, BeforeValidator(rules.parse_date), AfterValidator(rules.date_in_range),
                      Field(description=f"YYYY-MM-DD, from {EARLIEST_DATE} (the exchange calendar's first session) "
                                        "to today", json_schema_extra={"pattern": DATE_PATTERN})]
+# The length bounds document the rule in the schema (and refuse a huge string before it is read);
+# rules.portfolio_name and rules.currency hold it, for the service and the CLI too.
+PortfolioName = Annotated[str, Field(min_length=1, max_length=rules.MAX_PORTFOLIO_NAME,
+                                     json_schema_extra={"pattern": CLEAN_TEXT_PATTERN}),
+                          AfterValidator(rules.portfolio_name)]
+Currency = Annotated[str, Field(max_length=16, description="Only USD is supported",
+                                json_schema_extra={"enum": list(rules.SUPPORTED_CURRENCIES),
+                                                   "pattern": CLEAN_TEXT_PATTERN}),
+                     AfterValidator(rules.currency)]
 InvestmentClass = Annotated[str, AfterValidator(rules.investment_class),
                             Field(description="1 to 32 ASCII letters, digits, _ or - (lower-cased)",
                                   json_schema_extra={"pattern": f"^[A-Za-z0-9_-]{{1,{rules.MAX_INVESTMENT_CLASS}}}$"})]

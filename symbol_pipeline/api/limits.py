@@ -2,15 +2,16 @@
 do not echo their input back.
 
 `BodyLimitMiddleware` is pure ASGI (a BaseHTTPMiddleware would read the body through its own
-stream): for every request with a body it first authenticates the bearer key (401 without reading
-a byte of the body), then answers 413 when Content-Length exceeds the limit, and counts the bytes
+stream): it authenticates the bearer key of every request (api/auth.py) and leaves the caller on
+the request's state for the routes; a request with a body and no valid key is a 401 without a byte
+of the body read. It then answers 413 when Content-Length exceeds the limit, and counts the bytes
 it passes on so that a chunked body beyond the limit is cut off with a 413 too.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
@@ -19,17 +20,15 @@ from fastapi.responses import JSONResponse
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from symbol_pipeline.api.auth import CALLER_STATE, UNAUTHORISED_DETAIL, Authenticator
 from symbol_pipeline.api.parsing import holds_more_values
 
-DEFAULT_MAX_BODY_BYTES = 1024 * 1024
-MAX_BODY_ENV = "SYMBOL_PIPELINE_API_MAX_BODY_BYTES"
-# Where the middleware leaves the authenticated caller, so that the endpoint does not look it up again.
-USER_SCOPE_KEY = "symbol_pipeline.user"
+# Re-exported: the setting is read with the others (config.py), the limit is enforced here.
+from symbol_pipeline.config import DEFAULT_MAX_BODY_BYTES, MAX_BODY_ENV  # noqa: F401
+
 # A 422 names at most this many errors, each input shortened to this many characters of JSON.
 MAX_ERRORS = 50
 MAX_INPUT_CHARS = 200
-
-Authenticator = Callable[[str], Awaitable[Any]]
 
 
 class _BodyTooLarge(Exception):
@@ -48,14 +47,12 @@ def too_large_detail(limit: int) -> str:
     return f"request body larger than {limit} bytes"
 
 
-UNAUTHORISED_DETAIL = "missing or invalid API key (Authorization: Bearer <key>)"
-
-
 class BodyLimitMiddleware:
-    """Authenticate, then bound the body, of every HTTP request that has one.
+    """Authenticate every HTTP request, then bound the body of every one that has one.
 
-    `authenticate(authorization_header)` returns the caller or None; `limit_for(path)` the body
-    limit in bytes for that path (an import endpoint may allow more than the default).
+    `authenticate(authorization_header)` returns the caller or None, left on the request's state
+    (`api.auth.caller` reads it); `limit_for(path)` the body limit in bytes for that path (an
+    import endpoint may allow more than the default).
     """
 
     def __init__(self, app: ASGIApp, *, authenticate: Authenticator, limit_for: Callable[[str], int]) -> None:
@@ -68,17 +65,16 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        caller = await self.authenticate(headers.get(b"authorization", b"").decode("latin-1"))
+        scope.setdefault("state", {})[CALLER_STATE] = caller
         length_header = headers.get(b"content-length")
         chunked = b"transfer-encoding" in headers
-        if length_header is None and not chunked:  # no body: the endpoint authenticates as usual
+        if length_header is None and not chunked:  # no body: the route decides whether it needs a caller
             await self.app(scope, receive, send)
             return
-
-        caller = await self.authenticate(headers.get(b"authorization", b"").decode("latin-1"))
         if caller is None:
             await self._reply(send, 401, UNAUTHORISED_DETAIL, {"WWW-Authenticate": "Bearer"})
             return
-        scope[USER_SCOPE_KEY] = caller
 
         limit = self.limit_for(scope.get("path", ""))
         if length_header is not None:

@@ -20,8 +20,10 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-HEADER_TIMEOUT_ENV = "SYMBOL_PIPELINE_API_HEADER_TIMEOUT_SECONDS"
-DEFAULT_HEADER_TIMEOUT = 10.0
+# Re-exported: the setting is read with the others (config.py), the timeout is enforced here.
+from symbol_pipeline.config import DEFAULT_HEADER_TIMEOUT, HEADER_TIMEOUT_ENV
+from symbol_pipeline.lib.rules import SettingError
+
 _TIMEOUT_RESPONSE = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 
 
@@ -69,7 +71,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 def header_timeout_protocol(seconds: float) -> type[HeaderTimeoutProtocol]:
     """The protocol class with `seconds` as its header timeout (uvicorn instantiates the class)."""
     if not seconds > 0:
-        raise ValueError(f"{HEADER_TIMEOUT_ENV} must be a positive number of seconds, got {seconds}")
+        raise SettingError(f"{HEADER_TIMEOUT_ENV} must be a positive number of seconds, got {seconds}")
     return type("HeaderTimeoutProtocol", (HeaderTimeoutProtocol,), {"header_timeout": float(seconds)})
 
 

@@ -1,4 +1,6 @@
-"""What `run` and `backfill` show: a progress display while the runs go on, a summary after.
+"""What `run`, `backfill` and `onboard` show: a progress display while the runs go on, a summary after.
+
+Every line a command prints for the person at the terminal goes through its RunConsole (stderr).
 
 The runs execute in this process (no daemon serves the instance) or are asked of the daemon
 through a request row; either way they are followed in the instance's event log by the same
@@ -16,7 +18,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import dagster as dg
 from rich.console import Console as RichConsole
@@ -26,7 +28,6 @@ from sqlalchemy.engine import Engine
 from symbol_pipeline.runs import follow as following
 from symbol_pipeline.runs import requests as run_requests
 from symbol_pipeline.runs.follow import RunFollower, Summary
-from symbol_pipeline.runs.submit import run_symbol_layer
 
 # Dagster flags its beta and preview APIs when the definitions are imported, before main() runs:
 # lines a CLI user can do nothing about. The CLI's modules import this one before the definitions.
@@ -132,12 +133,10 @@ def sigterm_as_sigint() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def execute_here(
-    instance: dg.DagsterInstance, defs: dg.Definitions, console: RunConsole, follower: RunFollower,
-    first_date, last_date, symbols: Sequence[str] | None, tags: dict[str, str],
-) -> Summary:
-    """Run the symbol layer in this process (main thread: Dagster handles the interrupt) while a
-    thread follows it in the event log."""
+def execute_here(console: RunConsole, follower: RunFollower, launch: Callable[[list[str]], object]) -> Summary:
+    """Run `launch(run_ids)` in this process (main thread: Dagster handles the interrupt) while a
+    thread follows, in the event log, the runs whose ids it appends to `run_ids`: runs.submit's
+    run_symbol_layer (`run`, `backfill`) or run_onboarding (`onboard`)."""
     run_ids: list[str] = []
     finished = threading.Event()
     watcher = threading.Thread(
@@ -147,8 +146,7 @@ def execute_here(
     watcher.start()
     try:
         with sigterm_as_sigint():
-            run_symbol_layer(instance, defs, first_date, last_date, symbols, tags=tags,
-                             run_config=console.run_config, run_ids=run_ids)
+            launch(run_ids)
     finally:
         finished.set()
         watcher.join()

@@ -1,4 +1,5 @@
-"""The CLI's one error style: `error: <message>` on stderr, a non-zero exit, no traceback."""
+"""The CLI's one error style: `error: <message>` on stderr, a non-zero exit, no traceback (cli/main.py
+shows the traceback of an unexpected error with --verbose)."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 import warnings
 
 import sqlalchemy as sa
@@ -15,10 +16,17 @@ from sqlalchemy import exc as sa_exc
 
 from symbol_pipeline.cli.errors import CliError, err
 from symbol_pipeline.config import apply_dagster_event_settings, get_settings, parse_date
-from symbol_pipeline.lib.run_dates import check_run_date
+from symbol_pipeline.lib.rules import RuleError
+from symbol_pipeline.lib.run_dates import InvalidRunDateError, check_run_date
+from symbol_pipeline.lib.sessions import NotATradingDayError, OutsideCalendarError
 from symbol_pipeline.lib.symbols import InvalidSymbolError, parse_symbol_list
 from symbol_pipeline.services import window
 from symbol_pipeline.storage.dialect import cached_engine
+
+# What a user can cause and put right (a bad argument, input or setting, a missing file): one line
+# on stderr, exit 1. Any other exception is a bug: one line naming it, its traceback with --verbose.
+USER_ERRORS = (CliError, RuleError, InvalidSymbolError, InvalidRunDateError, NotATradingDayError,
+               OutsideCalendarError, OSError)
 
 # The commands whose dates are runs of the symbol layer, and the options holding them.
 _RUN_DATE_OPTIONS = {"run": ("--date",), "backfill": ("--start", "--end")}
@@ -32,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="symbol-pipeline",
         description="Factor betas per symbol as Dagster assets, aggregated per portfolio.",
     )
+    # `--verbose` of run, backfill and onboard also shows Dagster's log lines; this one, before any
+    # command, only the traceback of an unexpected error.
+    parser.add_argument("--verbose", dest="traceback", action="store_true",
+                        help="show the traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True)
     symbols.register(sub)
     operations.register(sub)
@@ -67,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         early_check(argv)
-    except (CliError, ValueError) as exc:  # InvalidRunDateError, InvalidSymbolError, a bad date
+    except USER_ERRORS as exc:  # InvalidRunDateError, InvalidSymbolError, a bad date or setting
         err(f"error: {exc}")
         return 1
     # Dagster flags beta and preview APIs on every import; they say nothing to a CLI user.
@@ -82,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         # The entry point reads the settings once; commands take them from `args`.
         args.settings = get_settings()
         return args.func(args)
-    except (CliError, InvalidSymbolError, ServiceError, ValueError, OSError) as exc:
+    except (*USER_ERRORS, ServiceError) as exc:
         err(f"error: {exc}")
         return 1
     except sa_exc.SQLAlchemyError as exc:
@@ -92,6 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err("interrupted")
         return 130
+    except Exception as exc:  # a bug, not the user's input: say so, and show where with --verbose
+        if getattr(args, "verbose", False) or args.traceback:
+            traceback.print_exc()
+        else:
+            err(f"error: unexpected {type(exc).__name__}: {_first_line(exc)} (`--verbose` shows the traceback)")
+        return 1
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,45 +1,39 @@
-"""Operations commands of symbol-pipeline: `backfill` a range, `onboard` the queue without the daemon."""
+"""Operations commands of symbol-pipeline: `backfill` a range, `onboard` the queue."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import time
 
 import dagster as dg
 import pandas as pd
 
 from symbol_pipeline.cli.console import RunConsole, execute_here, request_and_follow
 from symbol_pipeline.cli.errors import CliError
-from symbol_pipeline.cli.errors import err as _err
 from symbol_pipeline.cli.window_cmd import first_partition
 from symbol_pipeline.config import parse_date
-from symbol_pipeline.definitions import build_definitions
-from symbol_pipeline.defs.symbols.sensors import onboarding_run_requests
+from symbol_pipeline.definitions import build_definitions, recovery_policy
 from symbol_pipeline.lib import sessions
 from symbol_pipeline.lib.symbols import parse_symbol_list
-from symbol_pipeline.runs.follow import RunFollower, expected_materializations, follow
+from symbol_pipeline.runs.follow import RunFollower, Summary, expected_materializations, follow
 from symbol_pipeline.runs.instance import get_instance
 from symbol_pipeline.runs.keys import (
     BACKFILL_RUN_KIND,
     ONBOARDING_PART_TAG,
     ONBOARDING_RUN_KIND,
     QUEUE_IDS_TAG,
-    RANGE_END_TAG,
-    RANGE_START_TAG,
     RUN_KIND_TAG,
     SYMBOL_DIMENSION,
 )
 from symbol_pipeline.runs.requests import InvalidRunDateError, check_run_date, daemon_serving
 from symbol_pipeline.runs.submit import (
-    SYMBOL_LAYER_JOB,
     fail_orphaned_runs,
-    local_run_tags,
+    onboarding_run_requests,
     register_symbols,
-    run_portfolio_refresh,
+    run_onboarding,
+    run_symbol_layer,
 )
 from symbol_pipeline.services import onboarding, window
-from symbol_pipeline.services.onboarding import RecoveryPolicy
 from symbol_pipeline.storage import onboarding as queue_store
 from symbol_pipeline.storage import universe
 from symbol_pipeline.storage.database import get_engine
@@ -96,74 +90,61 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             summary = request_and_follow(engine, instance, console, follower, "backfill", start, end, symbols, "cli")
         else:
             defs = build_definitions(settings)
-            summary = execute_here(instance, defs, console, follower, start, end, symbols,
-                                   {RUN_KIND_TAG: BACKFILL_RUN_KIND})
+            summary = execute_here(console, follower, lambda run_ids: run_symbol_layer(
+                instance, defs, start, end, symbols, tags={RUN_KIND_TAG: BACKFILL_RUN_KIND},
+                run_config=console.run_config, run_ids=run_ids))
     next_steps = [f"`symbol-pipeline betas --date {end}`", "the runs in the Dagster UI: `dagster dev`"]
     return console.summary(summary, f"backfill {start}..{end}", next_steps)
 
 
-def recovery_policy(settings) -> RecoveryPolicy:
-    """The settings' retry and delisting policy (docs/operations.md, "Symbols")."""
-    return RecoveryPolicy(retry_attempts=settings.symbol_retry_attempts,
-                          retry_delay=dt.timedelta(hours=settings.symbol_retry_delay_hours),
-                          delisted_after_sessions=settings.delisted_after_sessions)
-
-
 def cmd_onboard(args: argparse.Namespace) -> int:
-    """What symbol_onboarding_sensor and its runs do, once, in this process."""
+    """The onboarding queue, once: followed while the daemon's sensor takes it, else planned as the
+    sensor plans it and executed here on the path of `run` and `backfill` (runs.submit)."""
     settings = args.settings
     engine = get_engine(settings.database_url)
-    started = time.perf_counter()
     console = RunConsole(verbose=args.verbose)
     with get_instance(settings.data_dir) as instance:
-        fail_orphaned_runs(instance)
+        orphans = fail_orphaned_runs(instance)
+        if orphans:
+            console.line(f"marked {len(orphans)} run(s) failed whose process is gone: {', '.join(orphans)}")
         if daemon_serving(instance):
-            return _follow_daemon_onboarding(engine, instance, console)
-        defs = build_definitions(settings)
-        # The daemon's sensor keeps its own cursor; rows it claimed are left to it.
-        plan = onboarding.plan_onboarding(
-            engine, instance.get_dynamic_partitions(SYMBOL_DIMENSION), None,
-            now=pd.Timestamp.now(tz="UTC"), first_partition=first_partition(settings),
-            limit=args.limit, reclaim=False,
-        )
-        if not plan.claimed:
-            _err("the onboarding queue is empty")
-            return 0
-        if plan.new_keys:
-            instance.add_dynamic_partitions(SYMBOL_DIMENSION, plan.new_keys)
-        job = defs.resolve_job_def(SYMBOL_LAYER_JOB)
-        requests = [
-            r for r in onboarding_run_requests(plan) if args.history or r.tags.get(ONBOARDING_PART_TAG) != "history"
-        ]
-        ok = True
-        for request in requests:
-            _err(f"  {request.tags[ONBOARDING_PART_TAG]}: {request.tags[RANGE_START_TAG]} .. {request.tags[RANGE_END_TAG]}")
-            result = job.execute_in_process(
-                instance=instance, tags={**request.tags, **local_run_tags()}, raise_on_error=False,
-                run_config=console.run_config,
-            )
-            ok = ok and result.success
-            if not result.success:
-                _err(f"  run {result.run_id} failed; see it in the Dagster UI")
-        onboarding.settle_pending(engine, [row.symbol for row in plan.claimed], recovery_policy(settings))
-        if ok:
-            run_portfolio_refresh(instance, defs, run_config=console.run_config)
-    with engine.connect() as conn:
-        for symbol in dict.fromkeys(r.symbol for r in plan.claimed):
-            status = universe.symbol_status(conn, symbol)
-            print(f"{symbol}\t{status.status if status else 'unknown'}" + (
-                f"\t{status.error_message}" if status and status.error_message else ""))
-    _err(f"onboarded {len(plan.claimed)} queued symbol(s) in {time.perf_counter() - started:.1f}s")
-    return 0 if ok else 1
+            summary, symbols = _follow_daemon_onboarding(engine, instance, console)
+        else:
+            summary, symbols = _onboard_here(engine, instance, settings, console, args)
+    if summary is None:
+        console.line("the onboarding queue is empty")
+        return 0
+    _statuses(engine, symbols, console)
+    return console.summary(summary, "onboarding", ["`symbol-pipeline symbols status SYMBOLS`"])
 
 
-def _follow_daemon_onboarding(engine, instance, console: RunConsole) -> int:
+def _onboard_here(engine, instance, settings, console: RunConsole, args) -> tuple[Summary | None, list[str]]:
+    # The daemon's sensor keeps its own cursor; rows it claimed are left to it.
+    plan = onboarding.plan_onboarding(
+        engine, instance.get_dynamic_partitions(SYMBOL_DIMENSION), None,
+        now=pd.Timestamp.now(tz="UTC"), first_partition=first_partition(settings),
+        limit=args.limit, reclaim=False,
+    )
+    if not plan.claimed:
+        return None, []
+    requests = [
+        r for r in onboarding_run_requests(plan) if args.history or r.tags.get(ONBOARDING_PART_TAG) != "history"
+    ]
+    symbols = list(dict.fromkeys(row.symbol for row in plan.claimed))
+    console.line(f"onboarding {len(symbols)} queued symbol(s) in {len(requests)} run(s), in this process")
+    defs = build_definitions(settings)
+    summary = execute_here(console, RunFollower(instance), lambda run_ids: run_onboarding(
+        engine, instance, defs, plan, requests, recovery_policy(settings), run_config=console.run_config,
+        run_ids=run_ids))
+    return summary, symbols
+
+
+def _follow_daemon_onboarding(engine, instance, console: RunConsole) -> tuple[Summary | None, list[str]]:
     """A daemon serves the instance: its symbol_onboarding_sensor takes the queue. Follow the runs
     it starts for the rows waiting now until every one of them is completed or failed."""
     waiting = {r["id"]: r["symbol"] for r in queue_store.queue_rows(engine) if r["status"] in ("pending", "processing")}
     if not waiting:
-        console.line("the onboarding queue is empty")
-        return 0
+        return None, []
     console.line(f"a daemon serves this instance: its symbol_onboarding_sensor onboards {len(waiting)} queued "
                  f"symbol(s); following its runs")
     follower = RunFollower(instance)
@@ -177,11 +158,16 @@ def _follow_daemon_onboarding(engine, instance, console: RunConsole) -> int:
         rows = queue_store.queue_rows(engine, list(set(waiting.values())))
         return all(r["status"] not in ("pending", "processing") for r in rows if r["id"] in waiting)
 
-    summary = follow(follower, run_ids, done, console.update, interval=1.0)
-    for row in queue_store.queue_rows(engine, list(set(waiting.values()))):
-        if row["id"] in waiting:
-            print(f"{row['symbol']}\t{row['status']}" + (f"\t{row['error_message']}" if row["error_message"] else ""))
-    return console.summary(summary, "onboarding", ["`symbol-pipeline symbols status SYMBOLS`"])
+    return follow(follower, run_ids, done, console.update, interval=1.0), list(dict.fromkeys(waiting.values()))
+
+
+def _statuses(engine, symbols: list[str], console: RunConsole) -> None:
+    """Each onboarded symbol's status, and why it failed if it did."""
+    with engine.connect() as conn:
+        for symbol in symbols:
+            status = universe.symbol_status(conn, symbol)
+            console.line(f"{symbol}\t{status.status if status else 'unknown'}" + (
+                f"\t{status.error_message}" if status and status.error_message else ""))
 
 
 def register(subparsers) -> None:
@@ -193,7 +179,7 @@ def register(subparsers) -> None:
     backfill.add_argument("--verbose", action="store_true", help="also print Dagster's per-event log lines")
     backfill.set_defaults(func=cmd_backfill)
 
-    onboard = subparsers.add_parser("onboard", help="process the onboarding queue once, without the daemon")
+    onboard = subparsers.add_parser("onboard", help="process the onboarding queue once (followed when a daemon serves it)")
     onboard.add_argument("--limit", type=_positive_limit, default=onboarding.ONBOARDING_BATCH,
                          help="queue rows to take (1..10000)")
     onboard.add_argument(

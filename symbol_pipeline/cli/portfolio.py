@@ -149,7 +149,7 @@ def _positions_list(args) -> int:
 
 
 def _serve(args) -> int:
-    settings = api_settings(args.database_url)
+    settings = api_settings(args.database_url, args.settings)
     serve(create_app(settings), args.host, args.port, args.log_level, settings.header_timeout_seconds)
     return 0
 

@@ -24,7 +24,7 @@ from symbol_pipeline.runs.follow import RunFollower, expected_materializations
 from symbol_pipeline.runs.instance import get_instance
 from symbol_pipeline.runs.keys import DAILY_RUN_KIND, RUN_KIND_TAG, SYMBOL_DIMENSION
 from symbol_pipeline.runs.requests import InvalidRunDateError, OpenRequestError, check_run_date, daemon_serving
-from symbol_pipeline.runs.submit import fail_orphaned_runs, register_symbols, run_portfolio_refresh
+from symbol_pipeline.runs.submit import fail_orphaned_runs, register_symbols, run_portfolio_refresh, run_symbol_layer
 from symbol_pipeline.services import symbols as symbol_service
 from symbol_pipeline.services import window
 from symbol_pipeline.storage import betas as beta_store
@@ -106,7 +106,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 raise CliError(f"{exc}: runs {', '.join(exc.request.run_ids) or 'not started yet'}") from None
         else:
             defs = build_definitions(settings)
-            summary = execute_here(instance, defs, console, follower, day, day, selection, tags)
+            summary = execute_here(console, follower, lambda run_ids: run_symbol_layer(
+                instance, defs, day, day, selection, tags=tags, run_config=console.run_config, run_ids=run_ids))
             if summary.exit_code != 1:
                 # The success sensor requests this under the daemon; here no daemon serves the instance.
                 refresh = run_portfolio_refresh(instance, defs, run_config=console.run_config)

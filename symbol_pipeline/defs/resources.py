@@ -18,6 +18,7 @@ from typing import Any
 import dagster as dg
 from sqlalchemy.engine import Engine
 
+from symbol_pipeline.lib.rules import SettingError
 from symbol_pipeline.sources.base import PriceSource
 from symbol_pipeline.sources.csv_dir import CsvDirectorySource
 from symbol_pipeline.sources.synthetic import SyntheticMarket
@@ -101,13 +102,13 @@ def price_source_resource(spec: str, *, synthetic_seed: int, synthetic_universe_
             try:
                 seed = int(arg)
             except ValueError:
-                raise ValueError(f"price source {text!r}: SEED must be an integer") from None
+                raise SettingError(f"price source {text!r}: SEED must be an integer") from None
         return SyntheticPriceSourceResource(seed=seed, universe_size=synthetic_universe_size)
     if kind == "csv" and arg.strip():
         return CsvPriceSourceResource(directory=arg.strip())
     if kind == "yfinance" and not arg:
         return YFinancePriceSourceResource()
-    raise ValueError(f"unknown price source {text!r}; valid forms: {', '.join(PRICE_SOURCE_SPECS)}")
+    raise SettingError(f"unknown price source {text!r}; valid forms: {', '.join(PRICE_SOURCE_SPECS)}")
 
 
 class StressScenariosResource(dg.ConfigurableResource):

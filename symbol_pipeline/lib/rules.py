@@ -9,7 +9,9 @@ within ±1e+12"); the caller names the field (pydantic puts it in `loc`, the ser
   refused, though Python's float() reads it); finite; |x| ≤ MAX_NUMBER, an int compared as an int
   (float(10**400) would raise OverflowError);
 * quantity 0 < |x| ≤ MAX_QUANTITY; price and equity 0 < x ≤ MAX_PRICE / MAX_EQUITY;
-* text: no control character, line separator or unpaired surrogate (`lib/text.py`);
+* text: no control character, line separator or unpaired surrogate (`lib/text.py`); names of
+  users and portfolios 1 to MAX_USER_NAME / MAX_PORTFOLIO_NAME characters; a currency of
+  SUPPORTED_CURRENCIES;
 * dates: `YYYY-MM-DD` in ASCII digits (not a number of seconds: `as_of=0` is not 1970-01-01),
   from EARLIEST_DATE, the exchange calendar's first session (1995-01-03: before it no session,
   price or covariance can exist), to today (the latest calendar date anywhere on Earth);
@@ -35,6 +37,7 @@ EARLIEST_DATE = FIRST_SESSION
 MAX_USER_NAME = 60
 MAX_PORTFOLIO_NAME = 128
 MAX_INVESTMENT_CLASS = 32
+SUPPORTED_CURRENCIES = ("USD",)
 
 _NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
 _DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
@@ -43,6 +46,11 @@ _INVESTMENT_CLASS = re.compile(rf"[a-z0-9_-]{{1,{MAX_INVESTMENT_CLASS}}}", re.AS
 
 class RuleError(ValueError):
     """Input that breaks a rule; the message says which, the caller says which field."""
+
+
+class SettingError(RuleError):
+    """A setting (an environment variable, a price source's spec) that breaks its rule; the message
+    names it. A user error like any other: the CLI prints it in one line."""
 
 
 # --- numbers ----------------------------------------------------------------------------------
@@ -115,6 +123,19 @@ def user_name(value: Any) -> str:
     """A user's name: it is printed in `symbols queue` and in the admin API's `requested_by`, so a
     newline or an escape sequence would forge lines there."""
     return name(value, MAX_USER_NAME)
+
+
+def portfolio_name(value: Any) -> str:
+    """A portfolio's name: clean text of 1 to MAX_PORTFOLIO_NAME characters, surrounding spaces removed."""
+    return name(value, MAX_PORTFOLIO_NAME)
+
+
+def currency(value: Any) -> str:
+    """A portfolio's currency: one of SUPPORTED_CURRENCIES."""
+    text = clean_text(value)
+    if text not in SUPPORTED_CURRENCIES:
+        raise RuleError(f"{quote(text)} is not supported; only {', '.join(SUPPORTED_CURRENCIES)}")
+    return text
 
 
 def investment_class(value: Any) -> str:

@@ -9,9 +9,12 @@ compiled statement (SQLAlchemy's insertmanyvalues, which psycopg2 receives as a 
 INSERTs), with `RETURNING id` in parameter order, and then writes the asset-event tags and the
 asset record from the batch's last event exactly as the parent does.
 
-It also carries the two batching switches of deploy/dagster.env (docs/architecture.md) as properties
-of the storage, like runs/sqlite_events.py does for the quick start: a process that opens the
-production instance without that environment still batches.
+It also answers `DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS` as a property of the storage, like
+runs/sqlite_events.py does for the quick start: a process that opens the production instance
+without deploy/dagster.env still writes one planned event per asset and run. The other switch,
+`DAGSTER_EVENT_BATCH_SIZE`, is an environment variable that the entry points set
+(`config.apply_dagster_event_settings`, called by definitions.py and the CLI): this module writes
+no environment.
 
 Used by deploy/dagster.yaml (`event_log_storage`), the operations benchmark and the PostgreSQL
 tests (`symbol_pipeline_tests/ops/test_event_retention.py`).
@@ -19,7 +22,6 @@ tests (`symbol_pipeline_tests/ops/test_event_retention.py`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,9 +30,6 @@ from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log import SqlEventLogStorageTable
 from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.utils import pg_url_from_config
-
-# Read by the instance when an event is handled, in the process that writes it.
-os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
 
 _BATCHED_TYPES = ({DagsterEventType.ASSET_MATERIALIZATION}, {DagsterEventType.ASSET_OBSERVATION})
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -26,17 +27,18 @@ from symbol_pipeline.runs.keys import (
     REQUEST_ID_TAG,
     REQUEST_PART_TAG,
     RUN_KIND_TAG,
-    SYMBOL_DIMENSION,
-    contiguous_blocks,
     date_range_tags,
     dates_in_range,
     range_tags,
 )
-from symbol_pipeline.runs.submit import FACTOR_RETURNS_JOB, SYMBOL_LAYER_JOB, symbol_batch_status
+from symbol_pipeline.runs.submit import FACTOR_RETURNS_JOB, SYMBOL_LAYER_JOB, symbol_batch_status, symbol_blocks
 from symbol_pipeline.storage import run_requests as store
 from symbol_pipeline.storage.run_requests import OpenRequestError, RunRequestRow
 
-__all__ = ["InvalidRunDateError", "OpenRequestError", "RunRequestRow", "check_run_date"]
+__all__ = [
+    "DaemonNotServingError", "DailyBatchRequest", "InvalidRunDateError", "OpenRequestError", "RunRequestRow",
+    "check_run_date",
+]
 
 # The daemons a request needs: the sensor turns it into runs, the queue launches them.
 HEARTBEAT_MAX_AGE_SECONDS = 60.0
@@ -102,13 +104,6 @@ def runs_of_request(instance: dg.DagsterInstance, request_id: int) -> list[dg.Da
     return list(reversed(instance.get_runs(dg.RunsFilter(tags={REQUEST_ID_TAG: str(request_id)}))))
 
 
-def _symbol_blocks(instance: dg.DagsterInstance, symbols: list[str] | None) -> list[tuple[str, str]]:
-    order = instance.get_dynamic_partitions(SYMBOL_DIMENSION)
-    if symbols is None:
-        return [(order[0], order[-1])] if order else []
-    return contiguous_blocks(symbols, order)
-
-
 def _latest_by_part(runs: list[dg.DagsterRun]) -> dict[str, dg.DagsterRun]:
     """The newest run of each part: a retried run replaces the one it retried."""
     return {r.tags.get(REQUEST_PART_TAG, ""): r for r in runs}
@@ -142,7 +137,7 @@ def plan_request(
         return [], "running", run_ids, None
     if factor.status != dg.DagsterRunStatus.SUCCESS:
         return [], "failed", run_ids, f"run {factor.run_id} ({FACTOR_RETURNS_JOB}) {factor.status.value}"
-    blocks = _symbol_blocks(instance, row.symbols)
+    blocks = symbol_blocks(instance, row.symbols)
     if not blocks:
         return [], "failed", run_ids, "no symbols to run: the `symbol` partition has none of them"
     wanted = {f"symbols:{i}": block for i, block in enumerate(blocks)}
@@ -184,31 +179,42 @@ def get_request(engine: Engine, request_id: int) -> RunRequestRow | None:
     return store.get_request(engine, request_id)
 
 
+class DaemonNotServingError(Exception):
+    """No daemon serves the instance: a request row would wait for nobody."""
+
+    def __init__(self, missing: Sequence[str]):
+        self.missing = list(missing)
+        super().__init__(f"no Dagster daemon serves this instance (no recent {' or '.join(self.missing)} "
+                         f"heartbeat): start `{DAEMON_COMMAND}` with the same DAGSTER_HOME")
+
+
+@dataclass(frozen=True)
+class DailyBatchRequest:
+    """A daily run asked of the daemon: its date and the request row's id."""
+
+    date: dt.date
+    request_id: int
+
+
 def request_daily_batch(
     engine: Engine, instance: dg.DagsterInstance, date: dt.date, requested_by: str
-) -> tuple[int, dict]:
-    """The admin endpoint's answer (HTTP status, body): it never starts a process itself."""
+) -> DailyBatchRequest:
+    """Ask the daemon for the daily run of `date` (a request row); it never starts a process itself.
+
+    DaemonNotServingError when no daemon would read the row; OpenRequestError, carrying the open
+    request (or the running daily run, id 0), while a daily run of that date is requested, queued
+    or running."""
     missing = missing_daemons(instance)
     if missing:
-        return 503, {"detail": f"no Dagster daemon serves this instance (no recent {' or '.join(missing)} "
-                               f"heartbeat): start `{DAEMON_COMMAND}` with the same DAGSTER_HOME"}
-    try:
-        request_id = request_runs(engine, instance, "daily", date, date, None, requested_by)
-    except OpenRequestError as exc:
-        open_row = exc.request
-        return 409, {
-            "detail": f"a daily run for {date} is already {open_row.status}",
-            "request_id": open_row.id or None,
-            "run_id": open_row.run_ids[-1] if open_row.run_ids else None,
-        }
-    return 202, {"status": "requested", "date": date.isoformat(), "request_id": request_id, "run_id": None}
+        raise DaemonNotServingError(missing)
+    return DailyBatchRequest(date, request_runs(engine, instance, "daily", date, date, None, requested_by))
 
 
 def request_daily_symbol_batch(
     engine: Engine, data_dir: Path, date: dt.date | None, requested_by: str
-) -> tuple[int, dict]:
-    """The admin endpoint's daily run on the instance under `data_dir` (default: the latest session;
-    the caller checked a given date with check_run_date)."""
+) -> DailyBatchRequest:
+    """The daily run on the instance under `data_dir` (default: the latest session; the caller
+    checked a given date with check_run_date), as `request_daily_batch`."""
     day = sessions.latest_completed_session() if date is None else date
     sessions.require_session(day)
     with get_instance(data_dir) as instance:

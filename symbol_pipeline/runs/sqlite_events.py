@@ -10,15 +10,16 @@ shard and in the index shard, the index's asset-event tags, and the asset record
 batch's last event, as dagster-postgres does (`PostgresEventLogStorage.store_event_batch`).
 
 The quick-start instance uses it through `dagster.yaml` and `runs.instance.get_instance`, so it
-also carries the two batching switches of deploy/dagster.env (docs/architecture.md) into every process
-that opens that instance, `dagster dev`'s webserver, daemon and run workers included, where
-nothing sets them: one planned event per asset and run instead of one per partition, and a
-step's partition events handed over in batches.
+also answers `DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS` (docs/architecture.md) as a property
+in every process that opens that instance, `dagster dev`'s webserver and daemon included, where
+nothing sets it: one planned event per asset and run instead of one per partition. A step's
+partition events are handed over in batches by `DAGSTER_EVENT_BATCH_SIZE`, which the entry points
+set (`config.apply_dagster_event_settings`: definitions.py, which every run worker imports, and the
+CLI); this module writes no environment.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,9 +27,6 @@ from dagster._core.events import DagsterEventType
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
-
-# Read by the instance when an event is handled, in the process that writes it.
-os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
 
 _BATCHED_TYPES = ({DagsterEventType.ASSET_MATERIALIZATION}, {DagsterEventType.ASSET_OBSERVATION})
 

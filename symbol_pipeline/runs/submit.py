@@ -1,4 +1,8 @@
-"""Starting symbol-layer runs on the instance: shared by the CLI, the API and tests.
+"""Starting runs on the instance: shared by the CLI, the sensors, the API and tests.
+
+The one in-process execution path (`_execute`): `run` and `backfill` (run_symbol_layer) and
+`onboard` (run_onboarding, over the run requests symbol_onboarding_sensor would make) all go
+through it when no daemon serves the instance.
 
 Runs go through the same instance as `dagster dev` in the repository, so they show in the UI.
 The code location is passed in (`Definitions`), never imported here: the API process must not
@@ -15,11 +19,16 @@ from dataclasses import dataclass
 
 import dagster as dg
 from dagster._core.utils import make_new_run_id
+from sqlalchemy.engine import Engine
 
 from symbol_pipeline.runs.keys import (
     DAILY_RUN_KIND,
     HOST_TAG,
+    ONBOARDING_PART_TAG,
+    ONBOARDING_RUN_KIND,
     PID_TAG,
+    PRIORITY_TAG,
+    QUEUE_IDS_TAG,
     RANGE_END_TAG,
     RANGE_START_TAG,
     REQUEST_ID_TAG,
@@ -29,6 +38,7 @@ from symbol_pipeline.runs.keys import (
     date_range_tags,
     range_tags,
 )
+from symbol_pipeline.services import onboarding
 
 Progress = Callable[[str], None]
 
@@ -89,6 +99,28 @@ def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[str]:
     return failed
 
 
+def _execute(instance: dg.DagsterInstance, defs: dg.Definitions, job_name: str, tags: dict[str, str],
+             run_config: dict | None, started: list[str]) -> bool:
+    """One run in this process, its id appended to `started` before it starts (a follower thread
+    reads its events), tagged so that fail_orphaned_runs finds it if the process dies."""
+    run_id = make_new_run_id()
+    started.append(run_id)
+    result = defs.resolve_job_def(job_name).execute_in_process(
+        instance=instance, tags={**tags, **local_run_tags()}, raise_on_error=False, run_id=run_id,
+        **({"run_config": run_config} if run_config else {}),
+    )
+    return result.success
+
+
+def symbol_blocks(instance: dg.DagsterInstance, symbols: Sequence[str] | None) -> list[tuple[str, str]]:
+    """The (first, last) key ranges of the `symbol` partition a run over `symbols` covers: the whole
+    partition for None, else one range per contiguous block of them in the partition's order."""
+    order = instance.get_dynamic_partitions(SYMBOL_DIMENSION)
+    if symbols is None:
+        return [(order[0], order[-1])] if order else []
+    return contiguous_blocks(symbols, order)
+
+
 def run_symbol_layer(
     instance: dg.DagsterInstance,
     defs: dg.Definitions,
@@ -107,27 +139,62 @@ def run_symbol_layer(
     """
     started = [] if run_ids is None else run_ids
     d1, d2 = first_date.isoformat(), last_date.isoformat()
-    extra = {**(tags or {}), **local_run_tags()}
-
-    def execute(job_name: str, run_tags: dict[str, str]) -> bool:
-        run_id = make_new_run_id()
-        started.append(run_id)
-        result = defs.resolve_job_def(job_name).execute_in_process(
-            instance=instance, tags={**run_tags, **extra}, raise_on_error=False, run_id=run_id,
-            **({"run_config": run_config} if run_config else {}),
-        )
-        return result.success
-
+    extra = tags or {}
     progress(f"factor_returns {d1}..{d2}")
-    if not execute(FACTOR_RETURNS_JOB, date_range_tags(d1, d2)):
+    if not _execute(instance, defs, FACTOR_RETURNS_JOB, {**date_range_tags(d1, d2), **extra}, run_config, started):
         return LaunchResult(list(started), False)
-    order = instance.get_dynamic_partitions(SYMBOL_DIMENSION)
-    blocks = [(order[0], order[-1])] if symbols is None and order else contiguous_blocks(symbols or [], order)
-    for first, last in blocks:
+    for first, last in symbol_blocks(instance, symbols):
         progress(f"symbol layer {d1}..{d2} × symbols {first}..{last}")
-        if not execute(SYMBOL_LAYER_JOB, range_tags(d1, d2, first, last)):
+        if not _execute(instance, defs, SYMBOL_LAYER_JOB, {**range_tags(d1, d2, first, last), **extra}, run_config,
+                        started):
             return LaunchResult(list(started), False)
     return LaunchResult(list(started), True)
+
+
+def onboarding_run_requests(plan: onboarding.OnboardingPlan) -> list[dg.RunRequest]:
+    """The plan's runs as run requests over dates × a block of symbol keys: what
+    symbol_onboarding_sensor asks of the daemon, and what `run_onboarding` executes without one."""
+    id_tag = ",".join(str(i) for i in plan.queue_ids)[:4000]
+    return [
+        dg.RunRequest(
+            run_key=run.run_key,
+            tags={
+                **range_tags(run.first_date.isoformat(), run.last_date.isoformat(), run.first_symbol, run.last_symbol),
+                RUN_KIND_TAG: ONBOARDING_RUN_KIND,
+                ONBOARDING_PART_TAG: run.part,
+                QUEUE_IDS_TAG: id_tag,
+                # The queued run coordinator launches higher priorities first.
+                PRIORITY_TAG: str(run.priority),
+            },
+        )
+        for run in plan.runs
+    ]
+
+
+def run_onboarding(
+    engine: Engine,
+    instance: dg.DagsterInstance,
+    defs: dg.Definitions,
+    plan: onboarding.OnboardingPlan,
+    requests: Sequence[dg.RunRequest],
+    recovery: onboarding.RecoveryPolicy,
+    run_config: dict | None = None,
+    run_ids: list[str] | None = None,
+) -> LaunchResult:
+    """An onboarding plan in this process, where no daemon serves the instance: what the daemon
+    does with symbol_onboarding_sensor's result (the new keys, then each run request, all of them
+    whatever one's outcome), then what symbol_layer_success_sensor does after them (the symbols
+    left pending settle; the portfolios are refreshed when every run succeeded)."""
+    started = [] if run_ids is None else run_ids
+    register_symbols(instance, plan.new_keys)
+    ok = True
+    for request in requests:
+        ok = _execute(instance, defs, request.job_name or SYMBOL_LAYER_JOB, dict(request.tags), run_config,
+                      started) and ok
+    onboarding.settle_pending(engine, [row.symbol for row in plan.claimed], recovery)
+    if ok:
+        run_portfolio_refresh(instance, defs, run_config=run_config)
+    return LaunchResult(list(started), ok)
 
 
 def run_portfolio_refresh(

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import httpx
 import pytest
 import sqlalchemy as sa
 
 from symbol_pipeline.api.app import ApiSettings, create_app
 from symbol_pipeline.api.routes import admin as app_module
+from symbol_pipeline.config import get_settings
+from symbol_pipeline.runs.requests import DaemonNotServingError, DailyBatchRequest, OpenRequestError, RunRequestRow
 from symbol_pipeline.services import portfolio as svc
 from symbol_pipeline.storage.portfolio_schema import portfolio_changes, portfolios, positions
 from symbol_pipeline_tests.api.conftest import auth_header as _auth
@@ -29,7 +33,9 @@ def api(pg_engine, pg_url, tmp_path):
     keys = {n: svc.issue_api_key(pg_engine, n) for n in ("alice", "bob", "root")}
     pf = svc.create_portfolio(pg_engine, alice.id, "alice main", 100_000)
     svc.add_position(pg_engine, pf["id"], "AAA", 1000)
-    with served(create_app(ApiSettings(database_url=pg_url, data_dir=tmp_path))) as port, \
+    # The window of the tests' sessions (conftest's SYMBOL_PIPELINE_PARTITIONS_START), as api_settings reads it.
+    settings = ApiSettings(database_url=pg_url, data_dir=tmp_path, window_rule=get_settings().window_rule)
+    with served(create_app(settings)) as port, \
             httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
         yield client, keys, pf, pg_engine
 
@@ -71,7 +77,7 @@ def test_admin_endpoints(api, monkeypatch):
     """Admin only; the request goes to runs.requests (faked here: tests/runs/test_requests.py holds its answers)."""
     launched = []
     monkeypatch.setattr(app_module, "request_daily_symbol_batch", lambda engine, data_dir, date, by: launched.append(date)
-                        or (202, {"status": "requested", "date": str(date), "request_id": 1, "run_id": None}))
+                        or DailyBatchRequest(date, 1))
     monkeypatch.setattr(app_module, "daily_batch_status", lambda data_dir: {"status": "SUCCESS", "run_id": "r1"})
     client, keys, _, _ = api
     for path, method in (("/api/v1/admin/symbol-batch/run", "POST"), ("/api/v1/admin/symbol-batch/status", "GET")):
@@ -79,9 +85,34 @@ def test_admin_endpoints(api, monkeypatch):
     assert launched == []
     r = client.post("/api/v1/admin/symbol-batch/run", headers=_auth(keys["root"]), json={"date": "2024-06-28"})
     assert r.status_code == 202 and r.json()["status"] == "requested"
+    assert r.json() == {"status": "requested", "date": "2024-06-28", "request_id": 1, "run_id": None}
     assert [str(d) for d in launched] == ["2024-06-28"]
     r = client.get("/api/v1/admin/symbol-batch/status", headers=_auth(keys["root"]))
     assert r.status_code == 200 and r.json() == {"status": "SUCCESS", "run_id": "r1"}
+
+
+def _refuse(error: Exception):
+    def request(engine, data_dir, date, by):
+        raise error
+    return request
+
+
+def test_the_daily_requests_domain_errors_are_503_and_409(api, monkeypatch):
+    """runs.requests raises; api/errors.py answers: no daemon is a 503, a daily run of the date
+    already requested or running is a 409 naming the request (none for the schedule's) and its run."""
+    client, keys, _, _ = api
+    root = _auth(keys["root"])
+    day = dt.date(2024, 6, 28)
+    monkeypatch.setattr(app_module, "request_daily_symbol_batch", _refuse(DaemonNotServingError(["SENSOR"])))
+    r = client.post("/api/v1/admin/symbol-batch/run", headers=root, json={"date": str(day)})
+    assert r.status_code == 503 and "dagster-daemon run" in r.json()["detail"] and set(r.json()) == {"detail"}
+    for row_id, runs, status, answer in ((7, [], "requested", (7, None)), (0, ["sched"], "running", (None, "sched"))):
+        row = RunRequestRow(id=row_id, kind="daily", first_date=day, last_date=day, symbols=None,
+                            requested_by="x", status=status, run_ids=runs, message=None)
+        monkeypatch.setattr(app_module, "request_daily_symbol_batch", _refuse(OpenRequestError(row)))
+        r = client.post("/api/v1/admin/symbol-batch/run", headers=root, json={"date": str(day)})
+        assert r.status_code == 409 and r.json() == {
+            "detail": f"a daily run for 2024-06-28 is already {status}", "request_id": answer[0], "run_id": answer[1]}
 
 
 def test_exposures_and_stress_for_the_owner(api):

@@ -30,6 +30,7 @@ from schemathesis.generation import GenerationMode
 
 from symbol_pipeline.api.app import ApiSettings, create_app
 from symbol_pipeline.api.routes import admin as admin_routes
+from symbol_pipeline.runs.requests import DailyBatchRequest
 from symbol_pipeline.services import portfolio as svc
 from symbol_pipeline.storage.portfolio_schema import portfolios
 from symbol_pipeline.storage.schema import symbol_onboarding_queue, symbol_universe
@@ -66,7 +67,7 @@ def fuzz_env(pg_engine, pg_url, tmp_path, monkeypatch):
     svc.add_position(pg_engine, portfolio["id"], "AAA", 100)
     # The run submission never reaches Dagster: 202 as the daemon's request would be.
     monkeypatch.setattr(admin_routes, "request_daily_symbol_batch",
-                        lambda engine, data_dir, day, by: (202, {"status": "requested", "request_id": 1}))
+                        lambda engine, data_dir, day, by: DailyBatchRequest(day or dt.date(2024, 6, 28), 1))
     monkeypatch.setattr(admin_routes, "daily_batch_status", lambda data_dir: {"status": "none"})
     app = create_app(ApiSettings(database_url=pg_url, data_dir=tmp_path))
     yield app, {"Authorization": f"Bearer {key}"}, portfolio["id"]

@@ -4,6 +4,8 @@ nothing. The schema-driven tests (test_schema_fuzz.py) look for more of each cla
 
 from __future__ import annotations
 
+import datetime as dt
+
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -12,6 +14,8 @@ from symbol_pipeline.api import deps
 from symbol_pipeline.api.app import ApiSettings, create_app
 from symbol_pipeline.api.fields import MAX_SCENARIOS
 from symbol_pipeline.api.routes import admin as admin_routes
+from symbol_pipeline.config import get_settings
+from symbol_pipeline.runs.requests import DailyBatchRequest
 from symbol_pipeline.services import portfolio as svc
 from symbol_pipeline.storage.onboarding import queue_rows
 from symbol_pipeline.storage.portfolio_schema import portfolios, positions
@@ -36,13 +40,13 @@ def api(pg_engine, pg_url, tmp_path, monkeypatch):
     svc.add_position(pg_engine, pf["id"], "BAD", 10, entry_price=5.0)
     submitted = []
     monkeypatch.setattr(admin_routes, "request_daily_symbol_batch",
-                        lambda engine, data_dir, day, by: submitted.append(day) or (202, {"request_id": 1}))
-    monkeypatch.setenv("SYMBOL_PIPELINE_ONBOARDING_DAILY_CAP", "3")
-    deps._environment.cache_clear()
-    with served(create_app(ApiSettings(database_url=pg_url, data_dir=tmp_path))) as port, \
+                        lambda engine, data_dir, day, by: submitted.append(day) or DailyBatchRequest(day or dt.date(2024, 6, 28), 1))
+    # The window of the tests' sessions (conftest's SYMBOL_PIPELINE_PARTITIONS_START), as api_settings reads it.
+    settings = ApiSettings(database_url=pg_url, data_dir=tmp_path, onboarding_daily_cap=3,
+                           window_rule=get_settings().window_rule)
+    with served(create_app(settings)) as port, \
             httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
         yield client, {n: {"Authorization": f"Bearer {k}"} for n, k in keys.items()}, pf, pg_engine, submitted
-    deps._environment.cache_clear()
 
 
 def _rows(engine) -> tuple[int, int]:

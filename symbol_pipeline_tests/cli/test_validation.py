@@ -96,3 +96,31 @@ def test_operators_queue_retry_and_reject_symbols(pipeline_env, capsys):
 
 def _queue(engine):
     return queue_rows(engine)
+
+
+def test_an_unexpected_error_is_named_as_one_and_its_traceback_shown_with_verbose(pipeline_env, monkeypatch, capsys):
+    """A ValueError from a bug is not a user's error: one line that says so, its traceback with --verbose;
+    a user's error (a bad setting, a rule broken) stays one line either way."""
+    from symbol_pipeline.cli import window_cmd
+
+    def broken(args):
+        raise ValueError("a bug deep inside")
+
+    monkeypatch.setattr(window_cmd, "cmd_show", broken)
+    assert main(["window", "show"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "error: unexpected ValueError: a bug deep inside (`--verbose` shows the traceback)"
+    assert main(["--verbose", "window", "show"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last)") and "in broken" in err
+    assert err.strip().endswith("ValueError: a bug deep inside")
+    monkeypatch.setenv("SYMBOL_PIPELINE_DELISTED_AFTER_SESSIONS", "zero")
+    assert main(["--verbose", "window", "show"]) == 1
+    assert capsys.readouterr().err.strip() == "error: SYMBOL_PIPELINE_DELISTED_AFTER_SESSIONS must be an integer, got 'zero'"
+
+
+def test_onboard_says_everything_on_one_channel(pipeline_env, capsys):
+    """An empty queue is one line on stderr (the console's), whichever way the queue is served."""
+    assert main(["onboard"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.strip() == "the onboarding queue is empty" and captured.out == ""

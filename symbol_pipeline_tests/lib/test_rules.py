@@ -115,3 +115,23 @@ def test_the_calendar_says_what_it_cannot_serve():
         sessions_between("1900-01-01", "1995-02-01")
     partial = sessions_ending("1995-01-10", 253, partial=True)
     assert partial[0].date() == FIRST_SESSION and len(partial) == 6
+
+
+@pytest.mark.parametrize("value", ["", "   ", "x" * 129, "a\nb", "tab\there", 7])
+def test_a_portfolio_name_is_refused_alike_by_the_api_and_the_service(value):
+    """One rule (rules.portfolio_name): the API's field refuses what the service refuses."""
+    with pytest.raises(rules.RuleError):
+        rules.portfolio_name(value)
+    with pytest.raises(ValidationError):
+        TypeAdapter(fields.PortfolioName).validate_python(value)
+
+
+def test_portfolio_names_and_currencies_the_rules_accept():
+    for text in (" main ", "x" * 128, "Ünïcode book"):
+        assert rules.portfolio_name(text) == TypeAdapter(fields.PortfolioName).validate_python(text) == text.strip()
+    assert rules.currency("USD") == TypeAdapter(fields.Currency).validate_python("USD") == "USD"
+    for bad in ("EUR", "usd", ""):
+        with pytest.raises(rules.RuleError, match="only USD"):
+            rules.currency(bad)
+        with pytest.raises(ValidationError, match="only USD"):
+            TypeAdapter(fields.Currency).validate_python(bad)

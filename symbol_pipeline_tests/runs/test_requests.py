@@ -91,20 +91,23 @@ def test_a_failed_run_about_to_be_retried_keeps_the_request_open(sqlite_env, env
         assert row.status == "failed" and "f2" in row.message
 
 
-def test_the_admin_answers_503_202_409(sqlite_env, env_engine):
+def test_a_daily_request_needs_a_daemon_and_no_open_run_of_its_date(sqlite_env, env_engine):
+    """Domain answers, not HTTP ones: api/errors.py maps them to 503, 202 and 409."""
     with dg.instance_for_test() as instance:
-        status, body = requests.request_daily_batch(env_engine, instance, DAY, "api:admin")
-        assert status == 503 and "dagster-daemon run" in body["detail"]
+        with pytest.raises(requests.DaemonNotServingError, match="dagster-daemon run"):
+            requests.request_daily_batch(env_engine, instance, DAY, "api:admin")
         _beat(instance, *requests.required_daemons(instance))
-        status, body = requests.request_daily_batch(env_engine, instance, DAY, "api:admin")
-        assert status == 202 and set(body) == {"status", "date", "request_id", "run_id"}
-        status, again = requests.request_daily_batch(env_engine, instance, DAY, "api:admin")
-        assert status == 409 and again["request_id"] == body["request_id"]
+        requested = requests.request_daily_batch(env_engine, instance, DAY, "api:admin")
+        assert requested == requests.DailyBatchRequest(DAY, requested.request_id) and requested.request_id > 0
+        with pytest.raises(requests.OpenRequestError) as again:
+            requests.request_daily_batch(env_engine, instance, DAY, "api:admin")
+        assert again.value.request.id == requested.request_id
         # A daily run the schedule started (no request row) blocks the date too.
         instance.add_run(dg.DagsterRun(job_name="symbol_layer_job", run_id="sched", status=dg.DagsterRunStatus.STARTED,
                                        tags={RUN_KIND_TAG: "daily", **date_range_tags("2024-06-27", "2024-06-27")}))
-        status, body = requests.request_daily_batch(env_engine, instance, dt.date(2024, 6, 27), "api:admin")
-        assert status == 409 and body["run_id"] == "sched"
+        with pytest.raises(requests.OpenRequestError) as running:
+            requests.request_daily_batch(env_engine, instance, dt.date(2024, 6, 27), "api:admin")
+        assert running.value.request.run_ids[-1] == "sched" and running.value.request.id == 0
 
 
 def _deploy_coordinator() -> dict:

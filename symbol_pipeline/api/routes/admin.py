@@ -3,12 +3,12 @@
 import datetime as dt
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from symbol_pipeline.api.deps import Admin, Db, Settings, setting
+from symbol_pipeline.api import models
+from symbol_pipeline.api.deps import Admin, Db, Settings
 from symbol_pipeline.api.parsing import OffloadedRoute
 from symbol_pipeline.runs.requests import (
     InvalidRunDateError,
@@ -18,7 +18,7 @@ from symbol_pipeline.runs.requests import (
 )
 from symbol_pipeline.services import window
 
-router = APIRouter(tags=["admin"], route_class=OffloadedRoute)
+router = APIRouter(prefix="/api/v1/admin/symbol-batch", tags=["admin"], route_class=OffloadedRoute)
 
 
 class SymbolBatchIn(BaseModel):
@@ -26,10 +26,8 @@ class SymbolBatchIn(BaseModel):
     date: dt.date | None = None
 
 
-@router.post("/api/v1/admin/symbol-batch/run", status_code=202)
-def run_symbol_batch(
-    request: Request, caller: Admin, engine: Db, settings: Settings, body: SymbolBatchIn | None = None
-) -> Any:
+@router.post("/run", status_code=202, response_model=models.BatchRequested)
+def run_symbol_batch(caller: Admin, engine: Db, settings: Settings, body: SymbolBatchIn | None = None) -> Any:
     """Ask the Dagster daemon for the daily symbol run (a request its sensor starts): 202 with the
     request id; 409 while a daily run of that date is requested, queued or running; 503 without a
     daemon. `date` (default: the latest completed session) must be an NYSE session inside the date
@@ -37,15 +35,17 @@ def run_symbol_batch(
     day = body.date if body else None
     if day is not None:
         try:
-            rule = setting(request, "window_rule")
+            rule = settings.window_rule
             check_run_date(day, window.peek_first_date(engine, rule), "date", window.include_hint(day, rule))
         except InvalidRunDateError as exc:
             raise RequestValidationError([{"loc": ("body", "date"), "msg": str(exc), "type": "value_error"}]) from None
-    status, reply = request_daily_symbol_batch(engine, settings.data_dir, day, f"api:{caller.name}")
-    return reply if status == 202 else JSONResponse(reply, status_code=status)
+    # No daemon, or a daily run of that date already open, are errors that api/errors.py answers.
+    requested = request_daily_symbol_batch(engine, settings.data_dir, day, f"api:{caller.name}")
+    return {"status": "requested", "date": requested.date.isoformat(), "request_id": requested.request_id,
+            "run_id": None}
 
 
-@router.get("/api/v1/admin/symbol-batch/status")
+@router.get("/status", response_model=models.BatchStatus, response_model_exclude_unset=True)
 def get_symbol_batch_status(_: Admin, settings: Settings) -> Any:
     """The latest daily symbol run (not onboarding nor backfill runs) with its counts."""
     return daily_batch_status(settings.data_dir)

@@ -4,29 +4,29 @@ the holdings of its date (no date: today's)."""
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.engine import Engine
 
+from symbol_pipeline.api.auth import caller
 from symbol_pipeline.api.deps import Caller, Db, Settings, bearer
 from symbol_pipeline.api.fields import AsOfDate, ScenarioNames
-from symbol_pipeline.api.limits import UNAUTHORISED_DETAIL
 from symbol_pipeline.services import portfolio as service
 
-router = APIRouter(tags=["analytics"])
+# A portfolio's analytics; risk.py's router shares the prefix.
+ANALYTICS_PREFIX = "/api/v1/analytics/portfolio"
+router = APIRouter(prefix=ANALYTICS_PREFIX, tags=["analytics"])
 
 
 async def _reader(request: Request,
                   credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> service.User:
     """The caller of a read-only analytics GET: `Caller` without the onboarding cap around the
     request (these endpoints never queue a symbol), so a plain coroutine rather than a generator
-    dependency; a remembered key costs no I/O."""
-    found = None if credentials is None else await request.app.state.caller_for(f"Bearer {credentials.credentials}")
-    if found is None:
-        raise HTTPException(401, UNAUTHORISED_DETAIL, headers={"WWW-Authenticate": "Bearer"})
-    return found
+    dependency. The key was checked by the middleware (api/auth.py); `credentials` declares the
+    bearer scheme in the OpenAPI schema."""
+    return caller(request)
 
 
 # The hot GETs are coroutines that make one trip through the threadpool for the service call: a
@@ -43,7 +43,7 @@ def cached_response(data: str | bytes, hit: bool, media_type: str = "application
     return Response(data, media_type=media_type, headers={"X-Cache": "hit" if hit else "miss"})
 
 
-@router.get("/api/v1/analytics/portfolio/{portfolio_id}/factor-exposures")
+@router.get("/{portfolio_id}/factor-exposures")
 async def get_factor_exposures(portfolio_id: str, caller: Reader, request: Request,
                                as_of: AsOfDate | None = None) -> Response:
     """Per factor: beta, dollar exposure and coverage; gross/net exposure; missing, stale and unpriced symbols."""
@@ -64,7 +64,7 @@ _HISTORY_CSV = ("session,gross_exposure,net_exposure,beta_market_beta,...,covera
 
 
 @router.get(
-    "/api/v1/analytics/portfolio/{portfolio_id}/factor-exposures/history",
+    "/{portfolio_id}/factor-exposures/history",
     responses={200: {"description": "One entry per session (`Accept: text/csv`: one line per session)",
                      "content": {"application/json": {"example": _HISTORY_EXAMPLE},
                                  "text/csv": {"schema": {"type": "string"}, "example": _HISTORY_CSV}}},
@@ -86,7 +86,7 @@ async def get_factor_exposure_history(
     return cached_response(data, hit)
 
 
-@router.get("/api/v1/analytics/portfolio/{portfolio_id}/stress-test")
+@router.get("/{portfolio_id}/stress-test")
 def get_stress_test(
     portfolio_id: str, caller: Caller, engine: Db, settings: Settings, date: AsOfDate | None = None,
     scenario: Annotated[ScenarioNames, Query(description="Scenario names (default: all); repeats are computed "

@@ -13,13 +13,26 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
+from symbol_pipeline.api import models
 from symbol_pipeline.api.deps import Caller, Db, Settings, requester
-from symbol_pipeline.api.fields import AsOfDate, CleanStr, Equity, InvestmentClass, Price, Quantity, Symbol
+from symbol_pipeline.api.fields import (
+    AsOfDate,
+    CleanStr,
+    Currency,
+    Equity,
+    InvestmentClass,
+    PortfolioName,
+    Price,
+    Quantity,
+    Symbol,
+)
 from symbol_pipeline.api.openapi_extras import IMPORT_BODY, portfolio_links, position_links
 from symbol_pipeline.api.parsing import INLINE_BYTES, OffloadedRoute, offload
 from symbol_pipeline.services import portfolio as service
 
-router = APIRouter(tags=["portfolios"], route_class=OffloadedRoute)
+# One router per resource: the portfolios, and the positions addressed by their own id.
+router = APIRouter(prefix="/api/v1/portfolios", tags=["portfolios"], route_class=OffloadedRoute)
+positions_router = APIRouter(prefix="/api/v1/positions", tags=["portfolios"], route_class=OffloadedRoute)
 
 # --- pagination and the import body limit ----------------------------------------------------
 
@@ -55,10 +68,9 @@ class _Strict(BaseModel):
 
 
 class PortfolioIn(_Strict):
-    name: CleanStr = Field(min_length=1, max_length=128)
+    name: PortfolioName
     equity: Equity
-    currency: CleanStr = Field("USD", max_length=16, description="Only USD is supported",
-                               json_schema_extra={"enum": ["USD"]})
+    currency: Currency = "USD"
 
 
 class PositionIn(_Strict):
@@ -70,12 +82,13 @@ class PositionIn(_Strict):
     investment_class: InvestmentClass = "equity"
 
 
-@router.post("/api/v1/portfolios", status_code=201, responses={201: {"links": portfolio_links("$response.body#/id")}})
+@router.post("", status_code=201, response_model=models.Portfolio,
+             responses={201: {"links": portfolio_links("$response.body#/id")}})
 def create_portfolio(body: PortfolioIn, caller: Caller, engine: Db) -> dict[str, Any]:
     return service.create_portfolio(engine, caller.id, body.name, body.equity, body.currency)
 
 
-@router.get("/api/v1/portfolios", responses=_PAGE_RESPONSES)
+@router.get("", response_model=list[models.Portfolio], responses=_PAGE_RESPONSES)
 def list_portfolios(caller: Caller, engine: Db, request: Request, response: Response,
                     limit: Limit = DEFAULT_PAGE, offset: Offset = 0) -> list[dict[str, Any]]:
     """The caller's portfolios, oldest first, a page at a time (`X-Total-Count`, `Link: rel="next"`)."""
@@ -83,8 +96,8 @@ def list_portfolios(caller: Caller, engine: Db, request: Request, response: Resp
     return _paged(request, response, docs, total, limit, offset)
 
 
-@router.post("/api/v1/positions", status_code=201,
-             responses={201: {"links": position_links("$response.body#/position/id")}})
+@positions_router.post("", status_code=201, response_model=models.PositionAdded,
+                       responses={201: {"links": position_links("$response.body#/position/id")}})
 def create_position(body: PositionIn, caller: Caller, engine: Db) -> dict[str, Any]:
     """Add a position; symbols the universe does not know are queued and named in `pending_symbols`."""
     return service.add_position(
@@ -107,7 +120,7 @@ class EquityIn(_Strict):
     effective_date: AsOfDate | None = Field(None, description="From when it applies (default today); not in the future")
 
 
-@router.get("/api/v1/portfolios/{portfolio_id}", responses={200: {"content": {"application/json": {"example": {
+@router.get("/{portfolio_id}", response_model=models.PortfolioWithHistory, responses={200: {"content": {"application/json": {"example": {
     **_PORTFOLIO_EXAMPLE, "equity_history": [
         {"effective_date": "2024-06-03", "equity": 250000.0, "recorded_at": "2024-06-03T14:00:00+00:00"}]}}}}})
 def get_portfolio(portfolio_id: str, caller: Caller, engine: Db) -> dict[str, Any]:
@@ -115,7 +128,7 @@ def get_portfolio(portfolio_id: str, caller: Caller, engine: Db) -> dict[str, An
     return service.get_portfolio(engine, portfolio_id, owner_id=caller.id)
 
 
-@router.delete("/api/v1/portfolios/{portfolio_id}", status_code=204)
+@router.delete("/{portfolio_id}", status_code=204)
 def delete_portfolio(portfolio_id: str, caller: Caller, engine: Db) -> Response:
     """Delete the portfolio with its positions, their history, its equity history and its cached analytics,
     in one transaction."""
@@ -123,7 +136,7 @@ def delete_portfolio(portfolio_id: str, caller: Caller, engine: Db) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/api/v1/portfolios/{portfolio_id}/equity",
+@router.post("/{portfolio_id}/equity", response_model=models.Portfolio,
              responses={200: {"content": {"application/json": {"example": _PORTFOLIO_EXAMPLE}}}})
 def set_equity(portfolio_id: str, body: EquityIn, caller: Caller, engine: Db) -> dict[str, Any]:
     """Record the equity from `effective_date` on (default today); earlier dates keep theirs."""
@@ -155,7 +168,7 @@ class CloseIn(_Strict):
     exit_price: Price | None = None
 
 
-@router.get("/api/v1/portfolios/{portfolio_id}/positions", responses={200: {**_PAGE_RESPONSES[200], "content": {
+@router.get("/{portfolio_id}/positions", response_model=list[models.HeldPosition], responses={200: {**_PAGE_RESPONSES[200], "content": {
     "application/json": {"example": [{**_POSITION_EXAMPLE, "quantity": 2000.0, "recorded_quantity": 1000.0,
                                       "quantity_date": "2024-06-03", "as_of": "2024-06-28"}]}}}})
 def list_positions(portfolio_id: str, caller: Caller, engine: Db, request: Request, response: Response,
@@ -167,7 +180,7 @@ def list_positions(portfolio_id: str, caller: Caller, engine: Db, request: Reque
     return _paged(request, response, docs, total, limit, offset)
 
 
-@router.get("/api/v1/positions/{position_id}", responses={200: {"content": {"application/json": {"example": {
+@positions_router.get("/{position_id}", response_model=models.PositionWithHistory, responses={200: {"content": {"application/json": {"example": {
     **_POSITION_EXAMPLE, "quantity_history": [
         {"effective_date": "2024-06-03", "quantity": 1000.0, "recorded_at": "2024-06-03T14:00:00+00:00"}]}}}}})
 def get_position(position_id: int, caller: Caller, engine: Db) -> dict[str, Any]:
@@ -175,8 +188,8 @@ def get_position(position_id: int, caller: Caller, engine: Db) -> dict[str, Any]
     return service.quantity_history(engine, position_id, owner_id=caller.id)
 
 
-@router.patch("/api/v1/positions/{position_id}",
-              responses={200: {"content": {"application/json": {"example": _POSITION_EXAMPLE}},
+@positions_router.patch("/{position_id}", response_model=models.Position,
+                        responses={200: {"content": {"application/json": {"example": _POSITION_EXAMPLE}},
                                "links": position_links("$response.body#/id")}})
 def change_position(position_id: int, body: PositionChangeIn, caller: Caller, engine: Db) -> dict[str, Any]:
     """A new quantity from `effective_date` on (earlier dates keep theirs), or a corrected entry price,
@@ -186,8 +199,8 @@ def change_position(position_id: int, body: PositionChangeIn, caller: Caller, en
                                    **changes)
 
 
-@router.post("/api/v1/positions/{position_id}/close",
-             responses={200: {"content": {"application/json": {"example": {
+@positions_router.post("/{position_id}/close", response_model=models.Position,
+                       responses={200: {"content": {"application/json": {"example": {
                  **_POSITION_EXAMPLE, "exit_date": "2024-06-20", "exit_price": 201.0}}},
                  "links": portfolio_links("$response.body#/portfolio_id")}})
 def close_position(position_id: int, caller: Caller, engine: Db, body: CloseIn | None = None) -> dict[str, Any]:
@@ -197,7 +210,7 @@ def close_position(position_id: int, caller: Caller, engine: Db, body: CloseIn |
                                   owner_id=caller.id)
 
 
-@router.post(f"/api/v1/portfolios/{{portfolio_id}}{IMPORT_PATH_SUFFIX}", status_code=201,
+@router.post(f"/{{portfolio_id}}{IMPORT_PATH_SUFFIX}", status_code=201, response_model=models.PositionsAdded,
              openapi_extra={"requestBody": IMPORT_BODY},
              responses={201: {"content": {"application/json": {"example": {
                  "positions": [_POSITION_EXAMPLE], "pending_symbols": []}}},

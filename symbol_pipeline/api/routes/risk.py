@@ -7,10 +7,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from symbol_pipeline.api.fields import AsOfDate
-from symbol_pipeline.api.routes.analytics import Reader, cached_response, engine_of
+from symbol_pipeline.api.routes.analytics import ANALYTICS_PREFIX, Reader, cached_response, engine_of
 from symbol_pipeline.services import portfolio as service
 
-router = APIRouter(tags=["analytics"])
+router = APIRouter(prefix=ANALYTICS_PREFIX, tags=["analytics"])
 
 
 def _model(fv: float, sv: float, cov: float, contributions: dict[str, float], exposures: list[float]) -> dict:
@@ -57,7 +57,7 @@ RESPONSES = {
 }
 
 
-@router.get("/api/v1/analytics/portfolio/{portfolio_id}/risk", responses=RESPONSES, response_class=Response)
+@router.get("/{portfolio_id}/risk", responses=RESPONSES, response_class=Response)
 async def get_risk(
     portfolio_id: str, caller: Reader, request: Request,
     as_of: Annotated[AsOfDate | None, Query(description="Holdings, betas and covariance as of this date "

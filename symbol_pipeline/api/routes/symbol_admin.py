@@ -6,12 +6,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from symbol_pipeline.api import models
 from symbol_pipeline.api.deps import Admin, Db
 from symbol_pipeline.api.fields import CleanStr, Symbol
 from symbol_pipeline.api.parsing import OffloadedRoute
 from symbol_pipeline.services import symbols as symbol_service
 
-router = APIRouter(tags=["admin"], route_class=OffloadedRoute)
+router = APIRouter(prefix="/api/v1/admin/symbols", tags=["admin"], route_class=OffloadedRoute)
 
 MAX_SYMBOLS_PER_REQUEST = 1000
 
@@ -25,7 +26,7 @@ class RejectIn(SymbolsIn):
     reason: Annotated[CleanStr, Field(min_length=1, max_length=500)] = "not supported"
 
 
-@router.get("/api/v1/admin/symbols")
+@router.get("", response_model=list[models.QueuedSymbol])
 def list_symbols(
     _: Admin, engine: Db,
     status: Annotated[list[Literal["queued", "error", "delisted"]] | None,
@@ -36,13 +37,13 @@ def list_symbols(
     return symbol_service.symbol_queue(engine, list(dict.fromkeys(status or ("queued", "error"))))
 
 
-@router.post("/api/v1/admin/symbols/retry")
+@router.post("/retry", response_model=models.Requeued)
 def retry_symbols(body: SymbolsIn, caller: Admin, engine: Db) -> dict[str, list[str]]:
     """Queue `error` or `delisted` symbols again at once, at operator priority, attempts counted afresh."""
     return symbol_service.retry_symbols(engine, body.symbols, f"api:{caller.name}")
 
 
-@router.post("/api/v1/admin/symbols/reject")
+@router.post("/reject", response_model=models.Rejected)
 def reject_symbols(body: RejectIn, _: Admin, engine: Db) -> dict[str, list[str]]:
     """Refuse queued or `error` symbols for good: `error` with the reason, no automatic retry."""
     return symbol_service.reject_symbols(engine, body.symbols, body.reason)

@@ -4,14 +4,15 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
+from symbol_pipeline.api import models
 from symbol_pipeline.api.deps import Caller, Db, checked_symbol
 from symbol_pipeline.api.fields import AsOfDate
 from symbol_pipeline.services import symbols as symbol_service
 
-router = APIRouter(tags=["symbols"])
+router = APIRouter(prefix="/api/v1/symbols", tags=["symbols"])
 
 
-@router.get("/api/v1/symbols/{symbol}/status")
+@router.get("/{symbol}/status", response_model=models.SymbolStatus)
 def get_symbol_status(symbol: str, _: Caller, engine: Db) -> dict[str, Any]:
     """`ready` (active in the universe) | `pending` | `error` with its reason | `delisted`; latest factors date."""
     symbol = checked_symbol(symbol)
@@ -21,7 +22,7 @@ def get_symbol_status(symbol: str, _: Caller, engine: Db) -> dict[str, Any]:
     return status
 
 
-@router.get("/api/v1/symbols/{symbol}/factors")
+@router.get("/{symbol}/factors", response_model=models.SymbolFactors)
 def get_symbol_factors(symbol: str, _: Caller, engine: Db, date: AsOfDate | None = None) -> dict[str, Any]:
     """The twelve betas with r², observations and quality on `date` (default: the latest; any
     calendar date from 1995-01-03, the exchange calendar's first session, to today: the latest rows

@@ -14,16 +14,15 @@ from symbol_pipeline.defs.portfolios.jobs import portfolio_exposures_job
 from symbol_pipeline.defs.resources import AlertWebhookResource, DatabaseResource
 from symbol_pipeline.defs.symbols.jobs import symbol_layer_job
 from symbol_pipeline.runs.keys import (
-    ONBOARDING_PART_TAG,
     ONBOARDING_RUN_KIND,
-    PRIORITY_TAG,
     QUEUE_IDS_TAG,
     RUN_KIND_TAG,
     SYMBOL_DIMENSION,
-    range_tags,
     symbols_in_range,
 )
-from symbol_pipeline.runs.submit import PORTFOLIO_JOB, portfolio_run_config
+
+# onboarding_run_requests: the run requests of a plan, shared with `symbol-pipeline onboard`.
+from symbol_pipeline.runs.submit import PORTFOLIO_JOB, onboarding_run_requests, portfolio_run_config
 from symbol_pipeline.services import onboarding, portfolio, window
 from symbol_pipeline.storage import onboarding as queue
 from symbol_pipeline.storage.alerts import record_alert, set_webhook_status
@@ -32,25 +31,6 @@ from symbol_pipeline.storage.alerts import record_alert, set_webhook_status
 def _now() -> pd.Timestamp:
     """The clock the sensor reads (tests pin it)."""
     return pd.Timestamp.now(tz="UTC")
-
-
-def onboarding_run_requests(plan: onboarding.OnboardingPlan) -> list[dg.RunRequest]:
-    """The plan's runs as run requests over dates × a block of symbol keys."""
-    id_tag = ",".join(str(i) for i in plan.queue_ids)[:4000]
-    return [
-        dg.RunRequest(
-            run_key=run.run_key,
-            tags={
-                **range_tags(run.first_date.isoformat(), run.last_date.isoformat(), run.first_symbol, run.last_symbol),
-                RUN_KIND_TAG: ONBOARDING_RUN_KIND,
-                ONBOARDING_PART_TAG: run.part,
-                QUEUE_IDS_TAG: id_tag,
-                # The queued run coordinator launches higher priorities first.
-                PRIORITY_TAG: str(run.priority),
-            },
-        )
-        for run in plan.runs
-    ]
 
 
 def portfolios_to_refresh(engine: Engine, instance: dg.DagsterInstance, tags: Mapping[str, str]) -> list[str] | None:

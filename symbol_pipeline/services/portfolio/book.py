@@ -24,7 +24,6 @@ from symbol_pipeline.lib import rules
 from symbol_pipeline.services.portfolio.documents import iso
 from symbol_pipeline.services.portfolio.errors import (
     ConflictError,
-    NonPositiveEquityError,
     NotFoundError,
     ValidationError,
 )
@@ -38,7 +37,7 @@ from symbol_pipeline.storage.portfolio import cache as cache_store
 from symbol_pipeline.storage.portfolio import changes as change_log
 from symbol_pipeline.storage.universe import STATUS_PENDING, enqueue_symbols, known_symbols
 
-SUPPORTED_CURRENCIES = ("USD",)
+SUPPORTED_CURRENCIES = rules.SUPPORTED_CURRENCIES
 MAX_NAME_LENGTH = rules.MAX_PORTFOLIO_NAME
 
 
@@ -83,12 +82,9 @@ def _record_change(conn: Connection, portfolio_id: str, kind: str) -> None:
 
 
 def create_portfolio(engine: Engine, owner_id: int, name: str, equity: Any, currency: str = "USD") -> dict[str, Any]:
-    name = checked("portfolio name", lambda v: rules.name(v, MAX_NAME_LENGTH), name)
-    equity = _finite(equity, "equity", rules.MAX_EQUITY)
-    if equity <= 0:
-        raise NonPositiveEquityError(f"equity must be positive, got {equity}")
-    if currency not in SUPPORTED_CURRENCIES:
-        raise ValidationError(f"currency {currency!r} is not supported; only {', '.join(SUPPORTED_CURRENCIES)}")
+    name = checked("portfolio name", rules.portfolio_name, name)
+    equity = checked("equity", rules.equity, equity)
+    currency = checked("currency", rules.currency, currency)
     pid = str(uuid.uuid4())
     with engine.begin() as conn:
         store.insert_portfolio(conn, pid, owner_id, name, equity, currency, today())
@@ -256,9 +252,7 @@ def close_position(engine: Engine, position_id: Any, exit_date: Any = None, exit
                    owner_id: int | None = None) -> dict[str, Any]:
     """Close a position on `exit_date` (default today): it is not held on that date or after."""
     exit_day = _effective(exit_date, "exit_date")
-    price = None if exit_price in (None, "") else _finite(exit_price, "exit_price")
-    if price is not None and price <= 0:
-        raise ValidationError(f"exit_price must be positive, got {price}")
+    price = None if exit_price in (None, "") else checked("exit_price", rules.price, exit_price)
     with engine.begin() as conn:
         row = _owned_position(conn, position_id, owner_id, lock=True)
         if row.exit_date is not None:
