@@ -42,7 +42,7 @@ EXAMPLES_PER_OPERATION = 25
 SEEDED_SYMBOLS = ["AAA", "BAD", "SPY", "TLT", "VTV", "VUG", "MTUM", "QUAL", "IWM", "USMV"]
 IMPORT_EXAMPLES = 100  # per generation mode, JSON and CSV bodies mixed
 STATEFUL_SCENARIOS = 80
-STATEFUL_STEPS = 8
+STATEFUL_STEPS = 12
 IMPORT_PATH = "/api/v1/portfolios/{portfolio_id}/positions/import"
 
 # A CSV body is text on the wire, as text/plain is (csv_bodies below makes the bytes).
