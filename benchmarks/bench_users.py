@@ -26,7 +26,6 @@ import argparse
 import datetime as dt
 import hashlib
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -47,6 +46,61 @@ from bench_portfolio import SERVER_HOST, _free_port, create_database, server_com
 REPO = Path(__file__).resolve().parents[1]
 HIT_P99_MS, MISS_P99_MS, MIN_RATE = 100.0, 500.0, 500.0
 BATCHING_ENV = {"DAGSTER_EVENT_BATCH_SIZE": "1000", "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
+
+
+def user_key(i: int) -> str:
+    """User i's API key, derived from i so that --reuse can send it again (only its hash is stored)."""
+    return "sp_" + hashlib.sha256(f"bench_users {i}".encode()).hexdigest()[:43]
+
+
+def reused(url: str, n_positions: int) -> list[users_load.SimUser]:
+    """The users of an earlier run's database, as seeded (user i owns one portfolio and its positions)."""
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        owned = conn.execute(sa.text("SELECT id::text, owner_id FROM portfolios ORDER BY owner_id")).all()
+        held = pd.read_sql_query(sa.text("SELECT id, portfolio_id::text AS pid FROM positions ORDER BY id"), conn)
+    engine.dispose()
+    by_pid = held.groupby("pid")["id"].apply(tuple).to_dict()
+    return [users_load.SimUser(user_key(owner - 1), pid, by_pid[pid]) for pid, owner in owned]
+
+
+CACHE_TYPES = {"exposures": "factor_exposures", "risk": "risk", "stress": "stress_test", "history": "exposure_history"}
+
+
+_engines: dict = {}
+
+
+def _warm_one(job: tuple[str, str, str, str]) -> None:
+    from symbol_pipeline.services import portfolio as svc
+    from symbol_pipeline.storage.dialect import serving_engine
+
+    url, kind, pid, end = job
+    engine = _engines.get(url) or _engines.setdefault(url, serving_engine(url))  # one pool per process
+    {"exposures": lambda: svc.portfolio_factor_exposures_json(engine, pid),
+     "risk": lambda: svc.portfolio_risk_json(engine, pid),
+     "stress": lambda: svc.run_stress_test(engine, pid),
+     "history": lambda: svc.exposure_history_json(engine, pid, end=dt.date.fromisoformat(end))}[kind]()
+
+
+def prewarm(url: str, users: list[users_load.SimUser], end: str, rate: float, seconds: float, seed: int,
+            processes: int) -> tuple[int, float]:
+    """Cache every document the row's schedule reads that is not cached yet, through the service (the
+    API's own functions) in `processes` processes: the measured row then meets the steady state of a
+    day, where a miss follows a change. Returns (documents computed, seconds)."""
+    import multiprocessing
+
+    _, who, kinds = users_load.schedule(rate, seconds, len(users), seed)
+    wanted = {(users[u].portfolio_id, k) for u, k in zip(who.tolist(), kinds.tolist()) if k in CACHE_TYPES}
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        have = {(str(p), t) for p, t in conn.execute(sa.text(
+            "SELECT portfolio_id, cache_type FROM portfolio_analytics_cache WHERE valid_until > now()"))}
+    engine.dispose()
+    jobs = sorted((url, k, pid, end) for pid, k in wanted if (pid, CACHE_TYPES[k]) not in have)
+    started = time.perf_counter()
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        pool.map(_warm_one, jobs, chunksize=64)
+    return len(jobs), time.perf_counter() - started
 
 
 def seed(url: str, n_users: int, n_positions: int, n_symbols: int, n_sessions: int, end: dt.date,
@@ -73,7 +127,7 @@ def seed(url: str, n_users: int, n_positions: int, n_symbols: int, n_sessions: i
     beta_days = close_days[-n_sessions:]
     symbols = [f"U{i:05d}" for i in range(n_symbols)]
     every = [*symbols, *REGRESSOR_ETFS]
-    keys = ["sp_" + secrets.token_urlsafe(32) for _ in range(n_users)]
+    keys = [user_key(i) for i in range(n_users)]
     user_ids = np.arange(1, n_users + 1)
     pids = [str(uuid.UUID(int=int(rng.integers(0, 2**63)) << 64 | i)) for i in range(n_users)]
     k = n_users * n_positions
@@ -139,7 +193,7 @@ class Served:
 
     def __init__(self, url: str, workers: int, work: Path, dagster_url: str | None = None):
         self.port = _free_port()
-        self.base = f"http://{SERVER_HOST}:{self.port}"
+        self.base, self.url = f"http://{SERVER_HOST}:{self.port}", url
         env = {**os.environ, "SYMBOL_PIPELINE_DATABASE_URL": url}
         nice = os.getpriority(os.PRIO_PROCESS, 0)  # the server and the daemon at the default priority
         self.procs = []
@@ -237,6 +291,9 @@ def report(label: str, rate: float, out: users_load.Outcome, load_before: str, e
 
 
 def measure(served: Served, users, end: str, rate: float, args, label: str, seed: int, extra=lambda: "") -> bool:
+    if args.prewarm:
+        n, took = prewarm(served.url, users, end, rate, args.seconds, seed, args.prewarm_processes)
+        print(f"[{label}] pre-warmed {n} documents the row reads in {took:.0f} s", flush=True)
     if args.warmup > 0:
         users_load.run(served.base, users, end, rate, args.warmup, seed=seed + 1000, connections=args.connections)
     before = load()
@@ -281,7 +338,12 @@ def main() -> int:
     parser.add_argument("--rows", default="plain,daemon", help="comma-separated: plain, daemon")
     parser.add_argument("--find-max", action="store_true", help="then search the highest rate meeting the goals")
     parser.add_argument("--search-steps", type=int, default=6)
-    parser.add_argument("--keep", action="store_true", help="keep the databases")
+    parser.add_argument("--keep", action="store_true", help="keep the database (not the daemon's) for --reuse")
+    parser.add_argument("--reuse", action="store_true", help="the database of an earlier --keep run, as it is")
+    parser.add_argument("--no-prewarm", dest="prewarm", action="store_false",
+                        help="leave the documents the row reads uncached (a cold start: nearly every risk and "
+                             "history read a miss)")
+    parser.add_argument("--prewarm-processes", type=int, default=2)
     parser.add_argument("--priority", type=int, default=-10, help="the generator's nice value when allowed (root): "
                         "a generator starved of CPU sends late and reads late, charging the server its own delay")
     args = parser.parse_args()
@@ -293,17 +355,23 @@ def main() -> int:
     from symbol_pipeline.lib.sessions import sessions_ending
 
     end = sessions_ending(pd.Timestamp.today().date(), 2)[0].date()  # a completed session
-    url = create_database(args.admin_url, args.database)
+    url = args.admin_url.rsplit("/", 1)[0] + f"/{args.database}"
+    if not args.reuse:
+        create_database(args.admin_url, args.database)
     dagster_url = create_database(args.admin_url, f"{args.database}_dagster") if "daemon" in args.rows else None
     met = True
     try:
-        t = time.perf_counter()
-        users = seed(url, args.users, args.positions, args.symbols, args.history_sessions, end)
-        seeded = time.perf_counter() - t
-        nightly = materialise_portfolios(url)
-        print(f"seeded {args.users} users × 1 key × 1 portfolio of {args.positions} positions over {args.symbols} "
-              f"symbols × {args.history_sessions} sessions in {seeded:.1f} s (goal ≤ 600 s); nightly portfolio run "
-              f"{nightly:.1f} s; {args.workers} uvicorn workers; load {load()}", flush=True)
+        if args.reuse:
+            users = reused(url, args.positions)
+            print(f"reused {len(users)} users of {args.database}; load {load()}", flush=True)
+        else:
+            t = time.perf_counter()
+            users = seed(url, args.users, args.positions, args.symbols, args.history_sessions, end)
+            seeded = time.perf_counter() - t
+            nightly = materialise_portfolios(url)
+            print(f"seeded {args.users} users × 1 key × 1 portfolio of {args.positions} positions over {args.symbols} "
+                  f"symbols × {args.history_sessions} sessions in {seeded:.1f} s (goal ≤ 600 s); nightly portfolio "
+                  f"run {nightly:.1f} s; {args.workers} uvicorn workers; load {load()}", flush=True)
         for row in args.rows.split(","):
             with tempfile.TemporaryDirectory(prefix="bench_users_") as work:
                 served = Served(url, args.workers, Path(work), dagster_url if row == "daemon" else None)
@@ -318,14 +386,14 @@ def main() -> int:
                 finally:
                     served.stop()
     finally:
-        if not args.keep:
-            admin = sa.create_engine(args.admin_url, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                for name in filter(None, [url, dagster_url]):
-                    db = name.rsplit("/", 1)[1]
-                    conn.execute(sa.text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"))
-                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db}"'))
-            admin.dispose()
+        kept = args.keep or args.reuse
+        admin = sa.create_engine(args.admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            for name in filter(None, [dagster_url, None if kept else url]):
+                db = name.rsplit("/", 1)[1]
+                conn.execute(sa.text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"))
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db}"'))
+        admin.dispose()
     return 0 if met else 1
 
 

@@ -117,6 +117,8 @@ async def _run(base: str, users: list[SimUser], end: str, rate: float, seconds: 
         for task in pending:  # never answered: an error at the drain's end
             task.cancel()
         cpu, wall = _cpu() - cpu0, time.perf_counter() - wall0
+        unanswered = np.isnan(latency)  # their latency: at least the wait until the drain's end
+        latency[unanswered] = loop.time() - (start + at[unanswered])
     if pending:
         statuses["unanswered"] = len(pending)
     return Outcome(offered=n, seconds=wall, endpoint=kinds, cache=cache.astype(str), latency=latency, ok=ok,
