@@ -71,11 +71,22 @@ _engines: dict = {}
 
 
 def _warm_one(job: tuple[str, str, str, str]) -> None:
-    from symbol_pipeline.services import portfolio as svc
     from symbol_pipeline.storage.dialect import serving_engine
 
     url, kind, pid, end = job
     engine = _engines.get(url) or _engines.setdefault(url, serving_engine(url))  # one pool per process
+    for attempt in range(10):  # the server's pools and other clients may hold every connection a moment
+        try:
+            return _warm_call(engine, kind, pid, end)
+        except sa.exc.OperationalError:
+            if attempt == 9:
+                raise
+            time.sleep(1 + attempt)
+
+
+def _warm_call(engine, kind: str, pid: str, end: str) -> None:
+    from symbol_pipeline.services import portfolio as svc
+
     {"exposures": lambda: svc.portfolio_factor_exposures_json(engine, pid),
      "risk": lambda: svc.portfolio_risk_json(engine, pid),
      "stress": lambda: svc.run_stress_test(engine, pid),
@@ -301,9 +312,11 @@ def measure(served: Served, users, end: str, rate: float, args, label: str, seed
     return report(label, rate, out, before, extra())
 
 
-def find_max(served: Served, users, end: str, args) -> float | None:
-    """Raise the rate by half until a row misses a goal, then bisect twice: the highest rate met."""
-    met_rate, failed_rate, rate, step = None, None, args.rate, 0
+def find_max(served: Served, users, end: str, args, first_met: bool) -> float | None:
+    """From the row at --rate (`first_met`), raise the rate by half until a row misses a goal or lower
+    it by a third until one meets them, then bisect: the highest rate met within --search-steps rows."""
+    met_rate, failed_rate = (args.rate, None) if first_met else (None, args.rate)
+    rate, step = args.rate * (1.5 if first_met else 1 / 1.5), 0
     while step < args.search_steps:
         step += 1
         if measure(served, users, end, rate, args, f"search {rate:.0f} req/s", seed=100 + step):
@@ -378,9 +391,10 @@ def main() -> int:
                 try:
                     extra = (lambda: f"; sensor's portfolio runs so far: {sensor_runs(dagster_url)}") \
                         if row == "daemon" else (lambda: "")
-                    met &= measure(served, users, str(end), args.rate, args, row, seed=1, extra=extra)
+                    row_met = measure(served, users, str(end), args.rate, args, row, seed=1, extra=extra)
+                    met &= row_met
                     if args.find_max and row == "plain":
-                        best = find_max(served, users, str(end), args)
+                        best = find_max(served, users, str(end), args, row_met)
                         print(f"\nhighest rate meeting every goal ({args.seconds:.0f} s rows): "
                               f"{'none tried' if best is None else f'{best:.0f} req/s'}", flush=True)
                 finally:
