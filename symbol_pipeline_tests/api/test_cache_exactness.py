@@ -106,3 +106,20 @@ def test_no_read_after_a_change_is_stale_and_x_cache_tells_hit_from_miss(pg_api_
         _, _, second, hit_body = _read(client, path)
     assert (first, second) == ("miss", "hit")
     assert orjson.loads(miss_body)["gross_exposure"] == 999 * CLOSE and hit_body == miss_body
+
+
+def test_the_stress_test_says_hit_or_miss_and_a_change_makes_it_a_miss(pg_api_server):
+    api = pg_api_server
+    name = f"stress_{uuid.uuid4().hex[:8]}"
+    user = service.create_user(api.engine, name)
+    auth = {"Authorization": f"Bearer {service.issue_api_key(api.engine, name)}"}
+    pid = service.create_portfolio(api.engine, user.id, "stressed", 1_000_000)["id"]
+    position = service.add_position(api.engine, pid, "AAA", 5, entry_date=dt.date.today() - dt.timedelta(days=10))
+    path = f"/api/v1/analytics/portfolio/{pid}/stress-test"
+    with httpx.Client(base_url=api.base, headers=auth, timeout=60) as client:
+        answers = [client.get(path) for _ in range(2)]
+        client.patch(f"/api/v1/positions/{position['position']['id']}", json={"quantity": 6}).raise_for_status()
+        answers.append(client.get(path))
+    assert [a.status_code for a in answers] == [200] * 3, answers[0].text
+    assert [a.headers.get("X-Cache") for a in answers] == ["miss", "hit", "miss"]
+    assert answers[1].text == answers[0].text != answers[2].text
