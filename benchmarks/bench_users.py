@@ -245,8 +245,12 @@ class Served:
             try:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
+                pass
+            try:  # what outlives its leader: the daemon's code server and the run workers it launched
                 os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+            except ProcessLookupError:
+                pass
+            proc.wait(5)
 
 
 def sensor_runs(dagster_url: str) -> str:
@@ -396,7 +400,7 @@ def main() -> int:
                     if args.find_max and row == "plain":
                         best = find_max(served, users, str(end), args, row_met)
                         print(f"\nhighest rate meeting every goal ({args.seconds:.0f} s rows): "
-                              f"{'none tried' if best is None else f'{best:.0f} req/s'}", flush=True)
+                              f"{'none of the rates tried' if best is None else f'{best:.0f} req/s'}", flush=True)
                 finally:
                     served.stop()
     finally:
