@@ -6,8 +6,8 @@ user uniformly and an endpoint by the mix. A request is sent at its scheduled ti
 keep-alive connection of a shared pool (users behind one load balancer); its latency counts from
 the scheduled time, so a server that falls behind is charged the wait (no coordinated omission).
 A send more than LATE_SECONDS after its scheduled time is a late send: the generator itself fell
-behind, and the row says so. aiohttp rather than httpx: about a third of the client CPU per
-request, which matters when the generator shares the server's two cores.
+behind, and the row says so. The client is aiohttp, a lean asyncio client; the generator shares
+the server's cores, so each row prints the generator's own CPU share beside the figures.
 """
 
 from __future__ import annotations
