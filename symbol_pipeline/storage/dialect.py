@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import select
+import time
 import weakref
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
@@ -83,17 +85,48 @@ def cached_engine(url: str) -> Engine:
     return make_engine(url)
 
 
+# A pooled connection unused for longer than this is pinged before use whatever its socket says:
+# a peer that vanished without closing (a network partition) leaves nothing to read.
+PING_IDLE_SECONDS = 30.0
+
+
+def _checked_on_checkout(engine: Engine) -> Engine:
+    """Check each pooled connection before use without a round trip while it is fresh.
+
+    A connection the database closed (`pg_terminate_backend`, a restart, a failover) has its
+    socket readable: the server's goodbye, then end of file. An idle connection in good order has
+    nothing to read, so a zero-timeout poll of the socket tells the two apart locally. Only a
+    readable or long-idle connection is pinged (`SELECT 1`), and one that fails the ping is
+    replaced, as `pool_pre_ping` replaced it. pool_pre_ping pinged on every checkout: two of a
+    cache hit's four round trips (docs/performance.md, issue 19)."""
+
+    @sa.event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn, record) -> None:
+        record.info["checked_in"] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn, record, _proxy) -> None:
+        readable = bool(select.select([dbapi_conn.fileno()], [], [], 0)[0])
+        if not readable and time.monotonic() - record.info.get("checked_in", 0.0) < PING_IDLE_SECONDS:
+            return
+        try:
+            with dbapi_conn.cursor() as cur:
+                cur.execute("SELECT 1")
+        except Exception as exc:  # the pool discards this connection and checks out another
+            raise sa.exc.DisconnectionError(str(exc)) from exc
+
+    return engine
+
+
 def serving_engine(url: str) -> Engine:
-    """The engine of the HTTP API: on PostgreSQL a pool sized for the server's threads that checks
-    each connection before use (pre-ping: a `SELECT 1` round trip per checkout, about 0.1 ms
-    locally). Without it, every connection the database dropped (a restart, a failover,
-    `pg_terminate_backend`) failed the next request that drew it from the pool. Elsewhere the
-    project's shared engine."""
+    """The engine of the HTTP API: on PostgreSQL a pool sized for the server's threads whose
+    connections are checked before use (`_checked_on_checkout`). Without a check, every connection
+    the database dropped (a restart, a failover, `pg_terminate_backend`) failed the next request
+    that drew it from the pool. Elsewhere the project's shared engine."""
     if url.startswith("postgresql"):
         # At least as many connections as the server runs threads (SERVING_THREADS): a smaller
         # pool with overflow opened and closed a connection on many requests.
-        return _create_engine(url, pool_size=SERVING_THREADS, max_overflow=4, pool_pre_ping=True,
-                                pool_recycle=600)
+        return _checked_on_checkout(_create_engine(url, pool_size=SERVING_THREADS, max_overflow=4, pool_recycle=600))
     return cached_engine(url)
 
 
@@ -112,7 +145,8 @@ def autocommit(engine: Engine) -> Engine:
     if found is None:
         if is_postgres(engine):
             found = _create_engine(engine.url, isolation_level="AUTOCOMMIT", pool_size=SERVING_THREADS,
-                                     max_overflow=4, pool_pre_ping=True, pool_recycle=600)
+                                     max_overflow=4, pool_recycle=600)
+            _checked_on_checkout(found)
             sa.event.listen(engine, "engine_disposed", lambda _conn, child=found: child.dispose())
         else:
             found = engine.execution_options(isolation_level="AUTOCOMMIT")

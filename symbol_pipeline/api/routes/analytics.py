@@ -1,7 +1,7 @@
 """A portfolio's factor exposures (at a date, or on every session of a range) and stress tests, each on
 the holdings of its date (no date: today's)."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.engine import Engine
 
 from symbol_pipeline.api.auth import caller
-from symbol_pipeline.api.deps import Caller, Db, Settings, bearer
+from symbol_pipeline.api.deps import bearer
 from symbol_pipeline.api.fields import AsOfDate, ScenarioNames
 from symbol_pipeline.services import portfolio as service
 
@@ -87,11 +87,12 @@ async def get_factor_exposure_history(
 
 
 @router.get("/{portfolio_id}/stress-test")
-def get_stress_test(
-    portfolio_id: str, caller: Caller, engine: Db, settings: Settings, date: AsOfDate | None = None,
+async def get_stress_test(
+    portfolio_id: str, caller: Reader, request: Request, date: AsOfDate | None = None,
     scenario: Annotated[ScenarioNames, Query(description="Scenario names (default: all); repeats are computed "
                                                           "once, at most 20 distinct")] = None,
-) -> dict[str, Any]:
+) -> Response:
     """Per scenario and factor model: direct and correlated P&L and each factor's contribution (headline: market)."""
-    return service.run_stress_test(engine, portfolio_id, date, scenario, owner_id=caller.id,
-                                   scenarios_file=settings.scenarios_file)
+    text, hit = await run_in_threadpool(service.stress_test_json, engine_of(request), portfolio_id, date, scenario,
+                                        owner_id=caller.id, scenarios_file=request.app.state.settings.scenarios_file)
+    return cached_response(text, hit)

@@ -74,6 +74,7 @@ from symbol_pipeline.services.portfolio.stress import (
     etf_covariance,
     load_scenarios,
     run_stress_test,
+    stress_test_json,
 )
 
 __all__ = [
@@ -87,7 +88,7 @@ __all__ = [
     "create_user", "etf_covariance", "get_portfolio_factor_exposures", "get_user", "import_positions_csv",
     "invalidate_all_caches", "invalidate_portfolio_cache", "issue_api_key", "list_portfolios", "list_positions",
     "load_scenarios", "portfolio_factor_exposures_json", "remembered_user", "revoke_api_key", "run_stress_test",
-    "set_equity", "update_position",
+    "set_equity", "stress_test_json", "update_position",
     "CACHE_RISK", "RiskDataError", "get_portfolio_risk", "portfolio_risk_json", "ConflictError",
     "TooManyRowsError", "parse_rows",
 ]

@@ -30,6 +30,7 @@ from symbol_pipeline.services.portfolio.documents import dumps, iso, number
 from symbol_pipeline.services.portfolio.errors import DateOutOfRangeError, StressDataError, ValidationError
 from symbol_pipeline.services.portfolio.exposures import compute_portfolio_exposures, exposures_text
 from symbol_pipeline.storage import latest
+from symbol_pipeline.storage.dialect import autocommit
 from symbol_pipeline.storage.portfolio import cache as cache_store
 from symbol_pipeline.storage.portfolio import now
 
@@ -177,11 +178,12 @@ def _betas_matrix(docs: Sequence[Mapping[str, Any]]) -> np.ndarray:
                      for d in docs], dtype=float).reshape(len(docs), len(FACTOR_NAMES))
 
 
-def run_stress_test(engine: Engine, portfolio_id: Any, calc_date: dt.date | None = None,
-                    scenario_names: Sequence[str] | None = None, owner_id: int | None = None,
-                    ttl: dt.timedelta = DEFAULT_CACHE_TTL,
-                    scenarios_file: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Stress-test one portfolio on demand (cached like the exposures); `scenarios_file` extends the built-in ones."""
+def stress_test_json(engine: Engine, portfolio_id: Any, calc_date: dt.date | None = None,
+                     scenario_names: Sequence[str] | None = None, owner_id: int | None = None,
+                     ttl: dt.timedelta = DEFAULT_CACHE_TTL,
+                     scenarios_file: str | os.PathLike | None = None) -> tuple[str, bool]:
+    """One portfolio's stress test as JSON text (served as stored, like the exposures) and whether
+    the cache answered; `scenarios_file` extends the built-in scenarios."""
     scenarios = load_scenarios(scenarios_file)
     if scenario_names:
         by_name = {s.name: s for s in scenarios}
@@ -196,15 +198,25 @@ def run_stress_test(engine: Engine, portfolio_id: Any, calc_date: dt.date | None
     if day is None:
         raise StressDataError("no symbol betas stored yet: nothing to stress")
     key = stress_cache_key(exposure_key, day, scenarios)
-    with engine.connect() as conn:
+    with autocommit(engine).connect() as conn:  # one SELECT: no BEGIN/ROLLBACK round trip around it
         cached = read_stress(conn, pid, key)
     if cached is not None:
-        return json.loads(cached)
+        return cached, True
     cov = etf_covariance(engine, day)
     doc = _stress_documents([pid], _betas_matrix([exposures]), np.array([exposures["equity"]]), cov, scenarios,
                             exposures["betas_date"])[pid]
-    write_one(engine, pid, CACHE_STRESS, key, dumps(doc), ttl)
-    return doc
+    text = dumps(doc)
+    write_one(engine, pid, CACHE_STRESS, key, text, ttl)
+    return text, False
+
+
+def run_stress_test(engine: Engine, portfolio_id: Any, calc_date: dt.date | None = None,
+                    scenario_names: Sequence[str] | None = None, owner_id: int | None = None,
+                    ttl: dt.timedelta = DEFAULT_CACHE_TTL,
+                    scenarios_file: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The stress test decoded (see stress_test_json)."""
+    return json.loads(stress_test_json(engine, portfolio_id, calc_date, scenario_names, owner_id, ttl,
+                                       scenarios_file)[0])
 
 
 @dataclass
