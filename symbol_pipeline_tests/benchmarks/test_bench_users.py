@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from symbol_pipeline_tests.conftest import PG_ADMIN_URL
+from symbol_pipeline_tests.databases import PG_ADMIN_URL
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
