@@ -180,16 +180,23 @@ def _register() -> None:
         register_symbols(instance, [*REGRESSOR_ETFS, *SYMBOLS])
 
 
+def _monday_server(code_server, tmp_path: Path, module: str) -> tuple[Clock, int, str]:
+    """A code server of `module` loaded on Monday evening, serving Monday's window, with the
+    symbols registered: the clock, the server's port and its first date partition."""
+    clock = Clock(tmp_path, MONDAY)
+    port = code_server(module, clock)
+    first = _served_first_date(port)
+    assert first == sessions.window_start(MONDAY, SESSIONS).isoformat()
+    _register()
+    return clock, port, first
+
+
 def test_under_the_old_rule_a_worker_started_the_next_evening_fails_the_run(deployment, tmp_path, code_server):
     """Main's failure, reproduced through the launcher: each process took its first date from its
     clock, so the run a Monday code server created over its first date fails in a Tuesday worker."""
     if "postgresql" in deployment:
         pytest.skip("the old rule fails the same way on either storage; shown once")
-    clock = Clock(tmp_path, MONDAY)
-    port = code_server("symbol_pipeline_tests.ops.clock_rule_location", clock)
-    first = _served_first_date(port)
-    assert first == sessions.window_start(MONDAY, SESSIONS).isoformat()
-    _register()
+    clock, port, first = _monday_server(code_server, tmp_path, "symbol_pipeline_tests.ops.clock_rule_location")
     clock.set(TUESDAY)
     run = _launch(port, clock, "factor_returns_job", date_range_tags(first, MONDAY.isoformat()), first_failure=True)
     assert run.status != dg.DagsterRunStatus.SUCCESS
@@ -198,11 +205,7 @@ def test_under_the_old_rule_a_worker_started_the_next_evening_fails_the_run(depl
 
 def test_with_the_stored_window_the_worker_of_the_next_evening_runs_it_and_the_move_reloads_the_server(
         deployment, tmp_path, code_server):
-    clock = Clock(tmp_path, MONDAY)
-    port = code_server("symbol_pipeline.definitions", clock)
-    first = _served_first_date(port)
-    assert first == sessions.window_start(MONDAY, SESSIONS).isoformat()
-    _register()
+    clock, port, first = _monday_server(code_server, tmp_path, "symbol_pipeline.definitions")
 
     # Tuesday evening, before any move: the runs the Monday server creates over its first date,
     # as the onboarding sensor creates its history run, succeed in Tuesday's workers.
