@@ -235,6 +235,14 @@ CREATE INDEX IF NOT EXISTS ix_symbol_prices_daily_date ON symbol_prices_daily (d
 
 CREATE INDEX IF NOT EXISTS ix_symbol_prices_daily_splits ON symbol_prices_daily (symbol, date) WHERE split_ratio != 1.0;
 
+CREATE TABLE IF NOT EXISTS symbol_session_betas (
+	symbol VARCHAR(20) NOT NULL, 
+	date DATE NOT NULL, 
+	betas BYTEA NOT NULL, 
+	PRIMARY KEY (symbol, date) INCLUDE (betas), 
+	CONSTRAINT ck_symbol_session_betas_width CHECK (octet_length(betas) = 96)
+);
+
 CREATE TABLE IF NOT EXISTS symbol_session_gaps (
 	symbol VARCHAR(20) NOT NULL, 
 	date DATE NOT NULL, 
@@ -350,3 +358,211 @@ CREATE TABLE IF NOT EXISTS position_quantities (
 );
 
 CREATE INDEX IF NOT EXISTS ix_position_quantities_position_date ON position_quantities (position_id, effective_date);
+
+CREATE OR REPLACE FUNCTION sp_keep_symbol_session_betas() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  IF TG_OP = 'TRUNCATE' THEN  -- DELETE: a TRUNCATE of both tables at once refuses a nested one
+    DELETE FROM symbol_session_betas;
+    RETURN NULL;
+  END IF;
+  IF TG_OP = 'DELETE' THEN
+    UPDATE symbol_session_betas d SET betas =
+      CASE WHEN k.t_0 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 1 FOR 8) END ||
+      CASE WHEN k.t_1 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 9 FOR 8) END ||
+      CASE WHEN k.t_2 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 17 FOR 8) END ||
+      CASE WHEN k.t_3 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 25 FOR 8) END ||
+      CASE WHEN k.t_4 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 33 FOR 8) END ||
+      CASE WHEN k.t_5 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 41 FOR 8) END ||
+      CASE WHEN k.t_6 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 49 FOR 8) END ||
+      CASE WHEN k.t_7 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 57 FOR 8) END ||
+      CASE WHEN k.t_8 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 65 FOR 8) END ||
+      CASE WHEN k.t_9 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 73 FOR 8) END ||
+      CASE WHEN k.t_10 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 81 FOR 8) END ||
+      CASE WHEN k.t_11 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 89 FOR 8) END
+    FROM (SELECT symbol, date,
+      bool_or(factor = 'market_beta') AS t_0,
+      bool_or(factor = 'ir_beta') AS t_1,
+      bool_or(factor = 'ridge_value') AS t_2,
+      bool_or(factor = 'ridge_growth') AS t_3,
+      bool_or(factor = 'ridge_momentum') AS t_4,
+      bool_or(factor = 'ridge_quality') AS t_5,
+      bool_or(factor = 'ridge_size') AS t_6,
+      bool_or(factor = 'ridge_low_volatility') AS t_7,
+      bool_or(factor = 'spread_growth_value') AS t_8,
+      bool_or(factor = 'spread_momentum') AS t_9,
+      bool_or(factor = 'spread_size') AS t_10,
+      bool_or(factor = 'spread_quality') AS t_11
+    FROM gone GROUP BY symbol, date) k
+    WHERE d.symbol = k.symbol AND d.date = k.date AND d.betas IS DISTINCT FROM (
+      CASE WHEN k.t_0 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 1 FOR 8) END ||
+      CASE WHEN k.t_1 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 9 FOR 8) END ||
+      CASE WHEN k.t_2 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 17 FOR 8) END ||
+      CASE WHEN k.t_3 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 25 FOR 8) END ||
+      CASE WHEN k.t_4 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 33 FOR 8) END ||
+      CASE WHEN k.t_5 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 41 FOR 8) END ||
+      CASE WHEN k.t_6 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 49 FOR 8) END ||
+      CASE WHEN k.t_7 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 57 FOR 8) END ||
+      CASE WHEN k.t_8 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 65 FOR 8) END ||
+      CASE WHEN k.t_9 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 73 FOR 8) END ||
+      CASE WHEN k.t_10 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 81 FOR 8) END ||
+      CASE WHEN k.t_11 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 89 FOR 8) END);
+    DELETE FROM symbol_session_betas d USING (SELECT DISTINCT symbol, date FROM gone) k
+      WHERE d.symbol = k.symbol AND d.date = k.date
+      AND NOT EXISTS (SELECT 1 FROM symbol_factor_exposures e WHERE e.symbol = k.symbol AND e.date = k.date);
+    RETURN NULL;
+  END IF;
+  IF TG_OP = 'UPDATE' THEN
+    UPDATE symbol_session_betas d SET betas =
+      CASE WHEN k.t_0 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 1 FOR 8) END ||
+      CASE WHEN k.t_1 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 9 FOR 8) END ||
+      CASE WHEN k.t_2 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 17 FOR 8) END ||
+      CASE WHEN k.t_3 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 25 FOR 8) END ||
+      CASE WHEN k.t_4 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 33 FOR 8) END ||
+      CASE WHEN k.t_5 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 41 FOR 8) END ||
+      CASE WHEN k.t_6 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 49 FOR 8) END ||
+      CASE WHEN k.t_7 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 57 FOR 8) END ||
+      CASE WHEN k.t_8 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 65 FOR 8) END ||
+      CASE WHEN k.t_9 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 73 FOR 8) END ||
+      CASE WHEN k.t_10 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 81 FOR 8) END ||
+      CASE WHEN k.t_11 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 89 FOR 8) END
+    FROM (SELECT symbol, date,
+      bool_or(factor = 'market_beta') AS t_0,
+      bool_or(factor = 'ir_beta') AS t_1,
+      bool_or(factor = 'ridge_value') AS t_2,
+      bool_or(factor = 'ridge_growth') AS t_3,
+      bool_or(factor = 'ridge_momentum') AS t_4,
+      bool_or(factor = 'ridge_quality') AS t_5,
+      bool_or(factor = 'ridge_size') AS t_6,
+      bool_or(factor = 'ridge_low_volatility') AS t_7,
+      bool_or(factor = 'spread_growth_value') AS t_8,
+      bool_or(factor = 'spread_momentum') AS t_9,
+      bool_or(factor = 'spread_size') AS t_10,
+      bool_or(factor = 'spread_quality') AS t_11
+    FROM (SELECT symbol, date, factor FROM gone EXCEPT SELECT symbol, date, factor FROM changed) m GROUP BY symbol, date) k
+    WHERE d.symbol = k.symbol AND d.date = k.date AND d.betas IS DISTINCT FROM (
+      CASE WHEN k.t_0 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 1 FOR 8) END ||
+      CASE WHEN k.t_1 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 9 FOR 8) END ||
+      CASE WHEN k.t_2 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 17 FOR 8) END ||
+      CASE WHEN k.t_3 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 25 FOR 8) END ||
+      CASE WHEN k.t_4 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 33 FOR 8) END ||
+      CASE WHEN k.t_5 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 41 FOR 8) END ||
+      CASE WHEN k.t_6 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 49 FOR 8) END ||
+      CASE WHEN k.t_7 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 57 FOR 8) END ||
+      CASE WHEN k.t_8 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 65 FOR 8) END ||
+      CASE WHEN k.t_9 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 73 FOR 8) END ||
+      CASE WHEN k.t_10 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 81 FOR 8) END ||
+      CASE WHEN k.t_11 THEN float8send('NaN'::float8) ELSE substring(d.betas FROM 89 FOR 8) END);
+  END IF;
+  -- New keys with this statement's factors; then, in a statement of its own (whose snapshot sees
+  -- the keys a concurrent writer committed while this one waited), the factors of existing keys.
+  INSERT INTO symbol_session_betas (symbol, date, betas) SELECT symbol, date,
+      CASE WHEN k.t_0 THEN float8send(coalesce(k.v_0, 'NaN'::float8)) ELSE '\x7ff8000000000000'::bytea END ||
+      CASE WHEN k.t_1 THEN float8send(coalesce(k.v_1, 'NaN'::float8)) ELSE '\x7ff8000000000000'::bytea END ||
+      CASE WHEN k.t_2 THEN float8send(coalesce(k.v_2, 'NaN'::float8)) ELSE '\x7ff8000000000000'::bytea END ||
+      CASE WHEN k.t_3 THEN float8send(coalesce(k.v_3, 'NaN'::float8)) ELSE '\x7ff8000000000000'::bytea END ||
+      CASE WHEN k.t_4 THEN float8send(coalesce(k.v_4, 'NaN'::float8)) ELSE '\x7ff8000000000000'::bytea END ||
+      CASE WHEN k.t_5 THEN float8send(coalesce(k.v_5, 'NaN'::float8)) ELSE '\x7ff8000000000000'::bytea END ||
+      CASE WHEN k.t_6 THEN float8send(coalesce(k.v_6, 'NaN'::float8)) ELSE '\x7ff8000000000000'::bytea END ||
+      CASE WHEN k.t_7 THEN float8send(coalesce(k.v_7, 'NaN'::float8)) ELSE '\x7ff8000000000000'::bytea END ||
+      CASE WHEN k.t_8 THEN float8send(coalesce(k.v_8, 'NaN'::float8)) ELSE '\x7ff8000000000000'::bytea END ||
+      CASE WHEN k.t_9 THEN float8send(coalesce(k.v_9, 'NaN'::float8)) ELSE '\x7ff8000000000000'::bytea END ||
+      CASE WHEN k.t_10 THEN float8send(coalesce(k.v_10, 'NaN'::float8)) ELSE '\x7ff8000000000000'::bytea END ||
+      CASE WHEN k.t_11 THEN float8send(coalesce(k.v_11, 'NaN'::float8)) ELSE '\x7ff8000000000000'::bytea END
+    FROM (SELECT symbol, date,
+      bool_or(factor = 'market_beta') AS t_0,
+      bool_or(factor = 'ir_beta') AS t_1,
+      bool_or(factor = 'ridge_value') AS t_2,
+      bool_or(factor = 'ridge_growth') AS t_3,
+      bool_or(factor = 'ridge_momentum') AS t_4,
+      bool_or(factor = 'ridge_quality') AS t_5,
+      bool_or(factor = 'ridge_size') AS t_6,
+      bool_or(factor = 'ridge_low_volatility') AS t_7,
+      bool_or(factor = 'spread_growth_value') AS t_8,
+      bool_or(factor = 'spread_momentum') AS t_9,
+      bool_or(factor = 'spread_size') AS t_10,
+      bool_or(factor = 'spread_quality') AS t_11,
+      max(beta) FILTER (WHERE factor = 'market_beta') AS v_0,
+      max(beta) FILTER (WHERE factor = 'ir_beta') AS v_1,
+      max(beta) FILTER (WHERE factor = 'ridge_value') AS v_2,
+      max(beta) FILTER (WHERE factor = 'ridge_growth') AS v_3,
+      max(beta) FILTER (WHERE factor = 'ridge_momentum') AS v_4,
+      max(beta) FILTER (WHERE factor = 'ridge_quality') AS v_5,
+      max(beta) FILTER (WHERE factor = 'ridge_size') AS v_6,
+      max(beta) FILTER (WHERE factor = 'ridge_low_volatility') AS v_7,
+      max(beta) FILTER (WHERE factor = 'spread_growth_value') AS v_8,
+      max(beta) FILTER (WHERE factor = 'spread_momentum') AS v_9,
+      max(beta) FILTER (WHERE factor = 'spread_size') AS v_10,
+      max(beta) FILTER (WHERE factor = 'spread_quality') AS v_11
+    FROM changed GROUP BY symbol, date) k
+    ON CONFLICT DO NOTHING;
+  UPDATE symbol_session_betas d SET betas =
+      CASE WHEN k.t_0 THEN float8send(coalesce(k.v_0, 'NaN'::float8)) ELSE substring(d.betas FROM 1 FOR 8) END ||
+      CASE WHEN k.t_1 THEN float8send(coalesce(k.v_1, 'NaN'::float8)) ELSE substring(d.betas FROM 9 FOR 8) END ||
+      CASE WHEN k.t_2 THEN float8send(coalesce(k.v_2, 'NaN'::float8)) ELSE substring(d.betas FROM 17 FOR 8) END ||
+      CASE WHEN k.t_3 THEN float8send(coalesce(k.v_3, 'NaN'::float8)) ELSE substring(d.betas FROM 25 FOR 8) END ||
+      CASE WHEN k.t_4 THEN float8send(coalesce(k.v_4, 'NaN'::float8)) ELSE substring(d.betas FROM 33 FOR 8) END ||
+      CASE WHEN k.t_5 THEN float8send(coalesce(k.v_5, 'NaN'::float8)) ELSE substring(d.betas FROM 41 FOR 8) END ||
+      CASE WHEN k.t_6 THEN float8send(coalesce(k.v_6, 'NaN'::float8)) ELSE substring(d.betas FROM 49 FOR 8) END ||
+      CASE WHEN k.t_7 THEN float8send(coalesce(k.v_7, 'NaN'::float8)) ELSE substring(d.betas FROM 57 FOR 8) END ||
+      CASE WHEN k.t_8 THEN float8send(coalesce(k.v_8, 'NaN'::float8)) ELSE substring(d.betas FROM 65 FOR 8) END ||
+      CASE WHEN k.t_9 THEN float8send(coalesce(k.v_9, 'NaN'::float8)) ELSE substring(d.betas FROM 73 FOR 8) END ||
+      CASE WHEN k.t_10 THEN float8send(coalesce(k.v_10, 'NaN'::float8)) ELSE substring(d.betas FROM 81 FOR 8) END ||
+      CASE WHEN k.t_11 THEN float8send(coalesce(k.v_11, 'NaN'::float8)) ELSE substring(d.betas FROM 89 FOR 8) END
+    FROM (SELECT symbol, date,
+      bool_or(factor = 'market_beta') AS t_0,
+      bool_or(factor = 'ir_beta') AS t_1,
+      bool_or(factor = 'ridge_value') AS t_2,
+      bool_or(factor = 'ridge_growth') AS t_3,
+      bool_or(factor = 'ridge_momentum') AS t_4,
+      bool_or(factor = 'ridge_quality') AS t_5,
+      bool_or(factor = 'ridge_size') AS t_6,
+      bool_or(factor = 'ridge_low_volatility') AS t_7,
+      bool_or(factor = 'spread_growth_value') AS t_8,
+      bool_or(factor = 'spread_momentum') AS t_9,
+      bool_or(factor = 'spread_size') AS t_10,
+      bool_or(factor = 'spread_quality') AS t_11,
+      max(beta) FILTER (WHERE factor = 'market_beta') AS v_0,
+      max(beta) FILTER (WHERE factor = 'ir_beta') AS v_1,
+      max(beta) FILTER (WHERE factor = 'ridge_value') AS v_2,
+      max(beta) FILTER (WHERE factor = 'ridge_growth') AS v_3,
+      max(beta) FILTER (WHERE factor = 'ridge_momentum') AS v_4,
+      max(beta) FILTER (WHERE factor = 'ridge_quality') AS v_5,
+      max(beta) FILTER (WHERE factor = 'ridge_size') AS v_6,
+      max(beta) FILTER (WHERE factor = 'ridge_low_volatility') AS v_7,
+      max(beta) FILTER (WHERE factor = 'spread_growth_value') AS v_8,
+      max(beta) FILTER (WHERE factor = 'spread_momentum') AS v_9,
+      max(beta) FILTER (WHERE factor = 'spread_size') AS v_10,
+      max(beta) FILTER (WHERE factor = 'spread_quality') AS v_11
+    FROM changed GROUP BY symbol, date) k
+    WHERE d.symbol = k.symbol AND d.date = k.date AND d.betas IS DISTINCT FROM (
+      CASE WHEN k.t_0 THEN float8send(coalesce(k.v_0, 'NaN'::float8)) ELSE substring(d.betas FROM 1 FOR 8) END ||
+      CASE WHEN k.t_1 THEN float8send(coalesce(k.v_1, 'NaN'::float8)) ELSE substring(d.betas FROM 9 FOR 8) END ||
+      CASE WHEN k.t_2 THEN float8send(coalesce(k.v_2, 'NaN'::float8)) ELSE substring(d.betas FROM 17 FOR 8) END ||
+      CASE WHEN k.t_3 THEN float8send(coalesce(k.v_3, 'NaN'::float8)) ELSE substring(d.betas FROM 25 FOR 8) END ||
+      CASE WHEN k.t_4 THEN float8send(coalesce(k.v_4, 'NaN'::float8)) ELSE substring(d.betas FROM 33 FOR 8) END ||
+      CASE WHEN k.t_5 THEN float8send(coalesce(k.v_5, 'NaN'::float8)) ELSE substring(d.betas FROM 41 FOR 8) END ||
+      CASE WHEN k.t_6 THEN float8send(coalesce(k.v_6, 'NaN'::float8)) ELSE substring(d.betas FROM 49 FOR 8) END ||
+      CASE WHEN k.t_7 THEN float8send(coalesce(k.v_7, 'NaN'::float8)) ELSE substring(d.betas FROM 57 FOR 8) END ||
+      CASE WHEN k.t_8 THEN float8send(coalesce(k.v_8, 'NaN'::float8)) ELSE substring(d.betas FROM 65 FOR 8) END ||
+      CASE WHEN k.t_9 THEN float8send(coalesce(k.v_9, 'NaN'::float8)) ELSE substring(d.betas FROM 73 FOR 8) END ||
+      CASE WHEN k.t_10 THEN float8send(coalesce(k.v_10, 'NaN'::float8)) ELSE substring(d.betas FROM 81 FOR 8) END ||
+      CASE WHEN k.t_11 THEN float8send(coalesce(k.v_11, 'NaN'::float8)) ELSE substring(d.betas FROM 89 FOR 8) END);
+  RETURN NULL;
+END
+$fn$;
+
+DROP TRIGGER IF EXISTS sp_session_betas_insert ON symbol_factor_exposures;
+
+CREATE TRIGGER sp_session_betas_insert AFTER INSERT ON symbol_factor_exposures REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION sp_keep_symbol_session_betas();
+
+DROP TRIGGER IF EXISTS sp_session_betas_update ON symbol_factor_exposures;
+
+CREATE TRIGGER sp_session_betas_update AFTER UPDATE ON symbol_factor_exposures REFERENCING OLD TABLE AS gone NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION sp_keep_symbol_session_betas();
+
+DROP TRIGGER IF EXISTS sp_session_betas_delete ON symbol_factor_exposures;
+
+CREATE TRIGGER sp_session_betas_delete AFTER DELETE ON symbol_factor_exposures REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION sp_keep_symbol_session_betas();
+
+DROP TRIGGER IF EXISTS sp_session_betas_truncate ON symbol_factor_exposures;
+
+CREATE TRIGGER sp_session_betas_truncate AFTER TRUNCATE ON symbol_factor_exposures FOR EACH STATEMENT EXECUTE FUNCTION sp_keep_symbol_session_betas();

@@ -23,6 +23,19 @@ def all_metadata() -> MetaData:
     return schema.metadata
 
 
+def on_dialect(table, dialect_name: str) -> bool:
+    """Whether `table` exists on a database of that dialect: `table.info["dialects"]`, every one by default."""
+    return dialect_name in table.info.get("dialects", (dialect_name,))
+
+
+def comparable(dialect_name: str):
+    """Alembic's `include_object` for comparing the metadata with a database of that dialect:
+    a table kept on other dialects only is not missing there."""
+    def include(obj, name, type_, reflected, compare_to) -> bool:
+        return type_ != "table" or reflected or on_dialect(obj, dialect_name)
+    return include
+
+
 _READY: set[str] = set()
 
 

@@ -362,6 +362,15 @@ def read_frame(conn: Connection, query: sa.Select) -> pd.DataFrame:
                        float_precision="round_trip")
 
 
+def copy_binary(conn: Connection, sql: str, params: dict) -> memoryview:
+    """The binary COPY stream of the query `sql` (PostgreSQL; header and trailer included): bytea
+    and arrays arrive as they are stored, not as hex or text to parse."""
+    buffer = io.BytesIO()
+    with conn.connection.dbapi_connection.cursor() as cur:
+        cur.copy_expert(cur.mogrify(f"COPY ({sql}) TO STDOUT WITH (FORMAT binary)", params).decode(), buffer)
+    return buffer.getbuffer()
+
+
 # --- prepared statements (PostgreSQL) ---------------------------------------------------------
 
 

@@ -119,6 +119,23 @@ sa.Index("ix_symbol_prices_daily_splits", symbol_prices_daily.c.symbol, symbol_p
 sa.Index("ix_symbol_factor_exposures_history", symbol_factor_exposures.c.symbol, symbol_factor_exposures.c.date,
          symbol_factor_exposures.c.factor, symbol_factor_exposures.c.beta)
 
+# The same betas one row per symbol and session (storage/session_betas.py): what the history reads on
+# PostgreSQL, 12 times fewer entries than the index above. Kept by triggers on the long table, so on
+# PostgreSQL only (`info["dialects"]`: migration 0009 creates it nowhere else).
+symbol_session_betas = sa.Table(
+    "symbol_session_betas",
+    metadata,
+    sa.Column("symbol", sa.String(20), nullable=False),
+    sa.Column("date", sa.Date, nullable=False),
+    # float8 × 12 in FACTOR_NAMES order, big-endian, NaN for none (session_betas.py says why).
+    sa.Column("betas", sa.LargeBinary, nullable=False),
+    sa.CheckConstraint(f"octet_length(betas) = {8 * len(FACTOR_NAMES)}", name="ck_symbol_session_betas_width"),
+    # The betas in the key's index: a symbol's year is read from a few adjacent index pages
+    # (an index-only scan) instead of one table page per session.
+    sa.PrimaryKeyConstraint("symbol", "date", postgresql_include=["betas"]),
+    info={"dialects": ("postgresql",)},
+)
+
 # Append-only: the position-change sensor's cursor is the last id it has seen.
 portfolio_changes = sa.Table(
     "portfolio_changes",

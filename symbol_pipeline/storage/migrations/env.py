@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from symbol_pipeline.storage.database import all_metadata
+from symbol_pipeline.storage.database import all_metadata, comparable
 
 config = context.config
 target_metadata = all_metadata()
@@ -25,6 +25,7 @@ def _run(connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=comparable(connection.dialect.name),
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -8,7 +8,6 @@ with them, so that no Python date object is made per row.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import struct
 from collections.abc import Sequence
 from functools import lru_cache
@@ -19,7 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from symbol_pipeline.lib.factors import FACTOR_NAMES
-from symbol_pipeline.storage.dialect import IN_LIMIT, chunks, is_postgres, read_frame
+from symbol_pipeline.storage import session_betas
+from symbol_pipeline.storage.dialect import IN_LIMIT, chunks, copy_binary, is_postgres, read_frame
 from symbol_pipeline.storage.portfolio_schema import (
     PortfolioId,
     portfolio_equity,
@@ -121,14 +121,6 @@ def _day_number(conn: Connection, column: sa.Column) -> sa.ColumnElement:
     return sa.cast(sa.func.julianday(column) - 2440587.5, sa.Integer).label("day")
 
 
-def _copy_bytes(conn: Connection, sql: str, params: dict) -> memoryview:
-    """The binary COPY stream of `sql` (header and trailer included)."""
-    buffer = io.BytesIO()
-    with conn.connection.dbapi_connection.cursor() as cur:
-        cur.copy_expert(cur.mogrify(f"COPY ({sql}) TO STDOUT WITH (FORMAT binary)", params).decode(), buffer)
-    return buffer.getbuffer()
-
-
 def _stacked(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([first, second], ignore_index=True) if len(second) else first
 
@@ -149,17 +141,6 @@ _CLOSES_SQL = (
     "FROM unnest(%(symbols)s::text[]) WITH ORDINALITY AS s(symbol, code) "
     f"CROSS JOIN LATERAL (SELECT array_agg(date) AS days, array_agg(close) AS closes FROM {symbol_prices_daily.name} "
     "WHERE symbol = s.symbol AND date >= %(since)s AND date <= %(end)s) p WHERE p.days IS NOT NULL"
-)
-# One row per (symbol, factor): the dates and betas as two arrays. 360 rows for 30 symbols instead of
-# 90,000, each read from its own range of the covering ix_symbol_factor_exposures_history (LATERAL,
-# whatever the planner makes of the date index); the COPY's per-row cost was most of the read.
-_BETAS_SQL = (
-    "SELECT (s.code * 16 + f.code)::int4, t.days, t.betas "
-    "FROM unnest(%(symbols)s::text[]) WITH ORDINALITY AS s(symbol, code) "
-    "CROSS JOIN LATERAL (SELECT factor, array_agg(date) AS days, array_agg(beta) AS betas "
-    f"FROM {symbol_factor_exposures.name} "
-    "WHERE symbol = s.symbol AND date >= %(since)s AND date <= %(end)s AND beta IS NOT NULL GROUP BY factor) t "
-    "JOIN unnest(%(factors)s::text[]) WITH ORDINALITY AS f(factor, code) ON f.factor = t.factor"
 )
 _PG_EPOCH_DAYS = 10957  # a binary date is days since 2000-01-01
 
@@ -203,7 +184,7 @@ def close_history(conn: Connection, symbols: Sequence[str], start: dt.date, end:
     columns = ["symbol", "day", "close"]
     since = start - dt.timedelta(days=_LOOKBACK_DAYS)
     if is_postgres(conn) and symbols:
-        code, day, close = _array_rows(_copy_bytes(conn, _CLOSES_SQL, {"symbols": list(symbols), "since": since,
+        code, day, close = _array_rows(copy_binary(conn, _CLOSES_SQL, {"symbols": list(symbols), "since": since,
                                                                         "end": end}))
         frame = pd.DataFrame({"symbol": code - 1, "day": day, "close": close})
     else:
@@ -227,18 +208,16 @@ def beta_history(conn: Connection, symbols: Sequence[str], start: dt.date, end: 
     before start. Columns symbol (index into `symbols`), day (int64 day number), factor (index into
     FACTOR_NAMES), beta: one row per stored beta.
 
-    About S × T × 12 rows: on PostgreSQL a binary COPY of an index-only scan of
-    ix_symbol_factor_exposures_history (the table itself is laid out date by date).
+    About S × T × 12 rows: on PostgreSQL read from symbol_session_betas (one row per symbol and
+    session), elsewhere from the covering ix_symbol_factor_exposures_history.
     """
     t = symbol_factor_exposures
     columns = ["symbol", "day", "factor", "beta"]
     since = start - dt.timedelta(days=_LOOKBACK_DAYS)
     select = sa.select(t.c.symbol, _day_number(conn, t.c.date), t.c.factor, t.c.beta)
     if is_postgres(conn) and symbols:
-        code, day, beta = _array_rows(_copy_bytes(conn, _BETAS_SQL, {"symbols": list(symbols),
-                                                                      "factors": list(FACTOR_NAMES),
-                                                                      "since": since, "end": end}))
-        frame = pd.DataFrame({"symbol": code // 16 - 1, "day": day, "factor": code % 16 - 1, "beta": beta})
+        code, day, factor, beta = session_betas.read_betas(conn, symbols, since, end)
+        frame = pd.DataFrame({"symbol": code, "day": day, "factor": factor, "beta": beta})
     else:
         rows = [r for chunk in chunks(list(symbols)) for r in conn.execute(
             select.where(t.c.symbol.in_(chunk), t.c.date >= since, t.c.date <= end, t.c.beta.is_not(None))).all()]
