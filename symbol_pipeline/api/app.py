@@ -63,7 +63,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     # it is read; then the body is bounded: the positions import has its own limit, every other
     # path the default (portfolios.body_limits).
     app.add_middleware(BodyLimitMiddleware, authenticate=authenticator(engine, settings.auth_cache_seconds),
-                       limit_for=portfolios.body_limits(settings.max_body_bytes, settings.max_import_bytes))
+                       limit_for=portfolios.body_limits(settings.max_body_bytes, settings.max_import_bytes),
+                       checks_key=analytics.checks_key)
     # A database outage anywhere below, the key check included, is a 503.
     app.add_middleware(OutageMiddleware, classify=outage)
     # Added last, so outermost: two Authorization headers are refused before anything reads one.

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from symbol_pipeline.api.auth import UNAUTHORISED_DETAIL, key_of
 from symbol_pipeline.api.limits import short_message, validation_error_handler
 from symbol_pipeline.config import IMPORT_MAX_ROWS_ENV
 from symbol_pipeline.runs.requests import DaemonNotServingError, OpenRequestError
@@ -37,6 +38,14 @@ def _error(status: int, message: str) -> JSONResponse:
 
 async def _not_found(_: Request, exc: Exception) -> Response:
     return _error(404, short_message(str(exc)))  # a message may quote the path
+
+
+async def _revoked(request: Request, _: Exception) -> Response:
+    # The key was accepted from this process's memory and found revoked by the read's own check.
+    hashed = key_of(request)
+    if hashed is not None:
+        service.forget_key(hashed)
+    return JSONResponse({"detail": UNAUTHORISED_DETAIL}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
 
 async def _invalid(_: Request, exc: Exception) -> Response:
@@ -75,6 +84,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(HTTPException, short_http_exception_handler)
     app.add_exception_handler(service.NotFoundError, _not_found)
+    app.add_exception_handler(service.KeyRevokedError, _revoked)
     app.add_exception_handler(service.ValidationError, _invalid)
     app.add_exception_handler(service.TooManyRowsError, _too_many_rows)
     app.add_exception_handler(service.ConflictError, _conflict)

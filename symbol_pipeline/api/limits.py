@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from symbol_pipeline.api.auth import CALLER_STATE, UNAUTHORISED_DETAIL, Authenticator
+from symbol_pipeline.api.auth import CALLER_STATE, KEY_STATE, UNAUTHORISED_DETAIL, Authenticator
 from symbol_pipeline.api.parsing import holds_more_values
 
 # Re-exported: the setting is read with the others (config.py), the limit is enforced here.
@@ -55,18 +55,22 @@ class BodyLimitMiddleware:
     import endpoint may allow more than the default).
     """
 
-    def __init__(self, app: ASGIApp, *, authenticate: Authenticator, limit_for: Callable[[str], int]) -> None:
+    def __init__(self, app: ASGIApp, *, authenticate: Authenticator, limit_for: Callable[[str], int],
+                 checks_key: Callable[[str, str], bool] = lambda method, path: False) -> None:
         self.app = app
         self.authenticate = authenticate
         self.limit_for = limit_for
+        self.checks_key = checks_key  # (method, path): whether that route's read checks the key itself
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
-        caller = await self.authenticate(headers.get(b"authorization", b"").decode("latin-1"))
-        scope.setdefault("state", {})[CALLER_STATE] = caller
+        caller, key_hash = await self.authenticate(headers.get(b"authorization", b"").decode("latin-1"),
+                                                   self.checks_key(scope.get("method", ""), scope.get("path", "")))
+        state = scope.setdefault("state", {})
+        state[CALLER_STATE], state[KEY_STATE] = caller, key_hash
         length_header = headers.get(b"content-length")
         chunked = b"transfer-encoding" in headers
         if length_header is None and not chunked:  # no body: the route decides whether it needs a caller

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.engine import Engine
 
-from symbol_pipeline.api.auth import caller
+from symbol_pipeline.api.auth import caller, key_of
 from symbol_pipeline.api.deps import bearer
 from symbol_pipeline.api.fields import AsOfDate, ScenarioNames
 from symbol_pipeline.services import portfolio as service
@@ -38,6 +38,13 @@ def engine_of(request: Request) -> Engine:
     return request.app.state.engine
 
 
+def checks_key(method: str, path: str) -> bool:
+    """Whether the route of a request checks the caller's key in its own read (every GET here and in
+    risk.py passes `key_of(request)` to the service): the middleware may then answer from an older
+    memory of the key (api/auth.py)."""
+    return method == "GET" and path.startswith(ANALYTICS_PREFIX + "/")
+
+
 def cached_response(data: str | bytes, hit: bool, media_type: str = "application/json") -> Response:
     """A document served as stored: no parse and no re-serialisation."""
     return Response(data, media_type=media_type, headers={"X-Cache": "hit" if hit else "miss"})
@@ -48,7 +55,7 @@ async def get_factor_exposures(portfolio_id: str, caller: Reader, request: Reque
                                as_of: AsOfDate | None = None) -> Response:
     """Per factor: beta, dollar exposure and coverage; gross/net exposure; missing, stale and unpriced symbols."""
     text, hit = await run_in_threadpool(service.portfolio_factor_exposures_json, engine_of(request), portfolio_id,
-                                        as_of, owner_id=caller.id)
+                                        as_of, owner_id=caller.id, key_hash=key_of(request))
     return cached_response(text, hit)
 
 
@@ -80,7 +87,7 @@ async def get_factor_exposure_history(
     end, each on the holdings of that session: the figures of `factor-exposures?as_of=<session>`.
     Betas are null on sessions before any beta is stored and where that session's equity is not positive."""
     data, hit = await run_in_threadpool(service.exposure_history_json, engine_of(request), portfolio_id, start, end,
-                                        owner_id=caller.id)
+                                        owner_id=caller.id, key_hash=key_of(request))
     if "text/csv" in request.headers.get("accept", ""):
         return cached_response(service.exposure_history_csv(orjson.loads(data)), hit, "text/csv")
     return cached_response(data, hit)
@@ -94,5 +101,6 @@ async def get_stress_test(
 ) -> Response:
     """Per scenario and factor model: direct and correlated P&L and each factor's contribution (headline: market)."""
     text, hit = await run_in_threadpool(service.stress_test_json, engine_of(request), portfolio_id, date, scenario,
-                                        owner_id=caller.id, scenarios_file=request.app.state.settings.scenarios_file)
+                                        owner_id=caller.id, scenarios_file=request.app.state.settings.scenarios_file,
+                                        key_hash=key_of(request))
     return cached_response(text, hit)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from symbol_pipeline.api.auth import key_of
 from symbol_pipeline.api.fields import AsOfDate
 from symbol_pipeline.api.routes.analytics import ANALYTICS_PREFIX, Reader, cached_response, engine_of
 from symbol_pipeline.services import portfolio as service
@@ -65,5 +66,5 @@ async def get_risk(
 ) -> Response:
     """Risk decomposition per factor model (market, rates, style; the headline is style)."""
     text, hit = await run_in_threadpool(service.portfolio_risk_json, engine_of(request), portfolio_id, as_of,
-                                        owner_id=caller.id)
+                                        owner_id=caller.id, key_hash=key_of(request))
     return cached_response(text, hit)

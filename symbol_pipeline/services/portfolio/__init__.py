@@ -14,8 +14,10 @@ from symbol_pipeline.services.portfolio.accounts import (
     authenticate,
     clear_auth_cache,
     create_user,
+    forget_key,
     get_user,
     issue_api_key,
+    key_hash,
     remembered_user,
     revoke_api_key,
 )
@@ -45,6 +47,7 @@ from symbol_pipeline.services.portfolio.cache import (
 from symbol_pipeline.services.portfolio.errors import (
     ConflictError,
     DateOutOfRangeError,
+    KeyRevokedError,
     NonPositiveEquityError,
     NotFoundError,
     ServiceError,
@@ -90,5 +93,5 @@ __all__ = [
     "load_scenarios", "portfolio_factor_exposures_json", "remembered_user", "revoke_api_key", "run_stress_test",
     "set_equity", "stress_test_json", "update_position",
     "CACHE_RISK", "RiskDataError", "get_portfolio_risk", "portfolio_risk_json", "ConflictError",
-    "TooManyRowsError", "parse_rows",
+    "TooManyRowsError", "parse_rows", "KeyRevokedError", "forget_key", "key_hash",
 ]

@@ -15,12 +15,13 @@ from symbol_pipeline.services.portfolio.inputs import checked
 from symbol_pipeline.storage.dialect import autocommit
 from symbol_pipeline.storage.portfolio import accounts as store
 
-# Accepted keys are remembered for a few seconds per process: the lookup was a round trip on
-# every request. A revocation through this process clears the memory at once; one made by
-# another process (the CLI while the API runs) takes effect within the remembering seconds,
-# which the entry point chooses (SYMBOL_PIPELINE_AUTH_CACHE_SECONDS for the API).
+# Accepted keys are remembered per process: the lookup was a round trip on every request. A
+# revocation through this process clears the memory at once; one made by another process (the
+# CLI while the API runs) takes effect within the seconds the reader allows: for most requests
+# SYMBOL_PIPELINE_AUTH_CACHE_SECONDS, while a read that checks its key in its own query (the
+# analytics GETs, `lookup_document`) may use an older memory and still refuses a revoked key.
 DEFAULT_AUTH_CACHE_SECONDS = 5.0
-_AUTH_CACHE_MAX = 10_000
+_AUTH_CACHE_MAX = 100_000  # a few hundred bytes each: the seed's 10,000 users and more
 
 
 @dataclass(frozen=True)
@@ -30,11 +31,17 @@ class User:
     is_admin: bool
 
 
+# key hash -> (when this process last accepted it from the database, on the monotonic clock; its user)
 _auth_cache: dict[str, tuple[float, User]] = {}
 
 
 def _hash_key(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def key_hash(api_key: str) -> str:
+    """What is stored of a key (its SHA-256), and what a read that checks the key is given."""
+    return _hash_key(api_key)
 
 
 def create_user(engine: Engine, name: str, is_admin: bool = False) -> User:
@@ -85,33 +92,37 @@ def clear_auth_cache() -> None:
     _auth_cache.clear()
 
 
-def remembered_user(api_key: str | None) -> User | None:
-    """The user of a key this process accepted within its remembering seconds, without I/O
+def remembered_user(api_key: str | None, within_seconds: float = DEFAULT_AUTH_CACHE_SECONDS) -> User | None:
+    """The user of a key this process accepted within the last `within_seconds`, without I/O
     (None: not remembered, ask authenticate())."""
     if not api_key:
         return None
     found = _auth_cache.get(_hash_key(api_key))
-    return found[1] if found is not None and found[0] > time.monotonic() else None
+    return found[1] if found is not None and time.monotonic() - found[0] < within_seconds else None
+
+
+def forget_key(hashed: str) -> None:
+    """Drop a key from this process's memory (a read found it revoked)."""
+    _auth_cache.pop(hashed, None)
 
 
 def authenticate(engine: Engine, api_key: str | None,
                  remember_seconds: float = DEFAULT_AUTH_CACHE_SECONDS) -> User | None:
-    """The user holding this unrevoked key, or None. An accepted key is remembered for
-    `remember_seconds` (0: not at all); rejections are never remembered."""
+    """The user holding this unrevoked key, or None. A key accepted within the last
+    `remember_seconds` (0: none) is not looked up again; rejections are never remembered."""
     if not api_key:
         return None
-    key_hash = _hash_key(api_key)
-    found = _auth_cache.get(key_hash)
-    if found is not None and found[0] > time.monotonic():
+    hashed = _hash_key(api_key)
+    found = _auth_cache.get(hashed)
+    if found is not None and time.monotonic() - found[0] < remember_seconds:
         return found[1]
     with autocommit(engine).connect() as conn:
-        row = store.user_for_key_hash(conn, key_hash)
+        row = store.user_for_key_hash(conn, hashed)
     if row is None:
-        _auth_cache.pop(key_hash, None)
+        _auth_cache.pop(hashed, None)
         return None
     user = User(row.id, row.name, bool(row.is_admin))
-    if remember_seconds > 0:
-        if len(_auth_cache) >= _AUTH_CACHE_MAX:
-            _auth_cache.clear()
-        _auth_cache[key_hash] = (time.monotonic() + remember_seconds, user)
+    if len(_auth_cache) >= _AUTH_CACHE_MAX:
+        _auth_cache.clear()
+    _auth_cache[hashed] = (time.monotonic(), user)
     return user

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 from symbol_pipeline.lib import stress as stress_lib
 from symbol_pipeline.services.portfolio.book import parse_portfolio_id
 from symbol_pipeline.services.portfolio.documents import iso
-from symbol_pipeline.services.portfolio.errors import NotFoundError
+from symbol_pipeline.services.portfolio.errors import KeyRevokedError, NotFoundError
 from symbol_pipeline.storage.portfolio import cache as store
 from symbol_pipeline.storage.portfolio import now
 
@@ -41,12 +41,18 @@ def stress_cache_key(exposure_key: str, calc_date: dt.date, scenarios: Sequence[
 
 
 def lookup_document(conn: Connection, portfolio_id: Any, cache_type: str, as_of: dt.date | None,
-                    owner_id: int | None, key_of: Callable[[Any], str]):
+                    owner_id: int | None, key_of: Callable[[Any], str], key_hash: str | None = None):
     """(portfolio id, first row, cache key, cached text or None) in one round trip; raises for a
-    portfolio that is missing or someone else's. `key_of(first row)` is the entry's key."""
+    portfolio that is missing or someone else's. `key_of(first row)` is the entry's key.
+
+    With `key_hash` (the caller's key, hashed) the same round trip checks that the key is still
+    unrevoked and `owner_id`'s: KeyRevokedError otherwise, before anything of the portfolio is told.
+    """
     pid = parse_portfolio_id(portfolio_id)
-    rows = store.cached_document(conn, pid, cache_type, as_of, now())
-    if not rows or (owner_id is not None and rows[0].owner_id != owner_id):
+    rows = store.cached_document(conn, pid, cache_type, as_of, now(), key_hash)
+    if key_hash is not None and (rows[0].key_user is None or (owner_id is not None and rows[0].key_user != owner_id)):
+        raise KeyRevokedError("the API key was revoked")
+    if rows[0].owner_id is None or (owner_id is not None and rows[0].owner_id != owner_id):
         raise NotFoundError(f"portfolio {portfolio_id} not found")
     head = rows[0]
     key = key_of(head)
@@ -54,11 +60,13 @@ def lookup_document(conn: Connection, portfolio_id: Any, cache_type: str, as_of:
     return pid, head, key, cached
 
 
-def lookup_exposures(conn: Connection, portfolio_id: Any, as_of: dt.date | None, owner_id: int | None):
+def lookup_exposures(conn: Connection, portfolio_id: Any, as_of: dt.date | None, owner_id: int | None,
+                     key_hash: str | None = None):
     """The exposures entry for as_of (see lookup_document). Equity is checked on a miss, on the
     holdings of as_of: an entry is only ever written for a positive equity."""
     return lookup_document(conn, portfolio_id, CACHE_EXPOSURES, as_of, owner_id,
-                           lambda head: exposure_cache_key(head.version, head.prices_date, head.betas_date, as_of))
+                           lambda head: exposure_cache_key(head.version, head.prices_date, head.betas_date, as_of),
+                           key_hash)
 
 
 def read_stress(conn: Connection, portfolio_id: str, key: str) -> str | None:

@@ -11,6 +11,10 @@ class NotFoundError(ServiceError, LookupError):
     """No such portfolio, position or user (or it belongs to someone else)."""
 
 
+class KeyRevokedError(ServiceError):
+    """The request's API key was revoked (or never existed) when its read ran: answered like a missing key."""
+
+
 class ValidationError(ServiceError, ValueError):
     """Bad input; nothing was written."""
 

@@ -256,12 +256,12 @@ def compute_portfolio_exposures(engine: Engine, portfolio_ids: Sequence[str] | N
 
 
 def exposures_text(engine: Engine, portfolio_id: Any, as_of: dt.date | None, owner_id: int | None,
-                   ttl: dt.timedelta) -> tuple[str, str, bool]:
+                   ttl: dt.timedelta, key_hash: str | None = None) -> tuple[str, str, bool]:
     """(JSON document, cache key, cache hit) for one portfolio on the holdings of as_of (default
-    today). A hit is one round trip."""
+    today). A hit is one round trip, the check of the caller's key (`key_hash`) included."""
     day = check_date(as_of)
     with autocommit(engine).connect() as conn:
-        pid, head, key, cached = lookup_exposures(conn, portfolio_id, as_of, owner_id)
+        pid, head, key, cached = lookup_exposures(conn, portfolio_id, as_of, owner_id, key_hash)
         if cached is not None:
             return cached, key, True
         # A miss: the holdings are read after the version, so they are at least that new; a
@@ -283,10 +283,11 @@ def exposures_text(engine: Engine, portfolio_id: Any, as_of: dt.date | None, own
 
 
 def portfolio_factor_exposures_json(engine: Engine, portfolio_id: Any, as_of: dt.date | None = None,
-                                    owner_id: int | None = None,
-                                    ttl: dt.timedelta = DEFAULT_CACHE_TTL) -> tuple[str, bool]:
-    """The exposures document as JSON text (served as is by the API) and whether the cache answered."""
-    text, _, hit = exposures_text(engine, portfolio_id, as_of, owner_id, ttl)
+                                    owner_id: int | None = None, ttl: dt.timedelta = DEFAULT_CACHE_TTL,
+                                    key_hash: str | None = None) -> tuple[str, bool]:
+    """The exposures document as JSON text (served as is by the API) and whether the cache answered.
+    With `key_hash`, the caller's key is checked in the same round trip (KeyRevokedError)."""
+    text, _, hit = exposures_text(engine, portfolio_id, as_of, owner_id, ttl, key_hash)
     return text, hit
 
 

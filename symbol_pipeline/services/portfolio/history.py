@@ -137,17 +137,18 @@ def _resolve_range(start: dt.date | None, end: dt.date | None, first: dt.date | 
 
 def exposure_history_json(engine: Engine, portfolio_id: Any, start: dt.date | None = None,
                           end: dt.date | None = None, owner_id: int | None = None,
-                          ttl: dt.timedelta = DEFAULT_CACHE_TTL) -> tuple[bytes, bool]:
+                          ttl: dt.timedelta = DEFAULT_CACHE_TTL, key_hash: str | None = None) -> tuple[bytes, bool]:
     """The history document as JSON bytes (served as is by the API) and whether the cache answered.
 
     start/end default to the 252 sessions ending today, clipped to the portfolio's first date; a
-    start before it, or a date in the future, is a DateOutOfRangeError (a 422).
+    start before it, or a date in the future, is a DateOutOfRangeError (a 422). With `key_hash`,
+    the caller's key is checked in the cache lookup's round trip (KeyRevokedError).
     """
     end_day = check_date(end, "end")
     with autocommit(engine).connect() as conn:
         pid, head, key, cached = lookup_document(
             conn, portfolio_id, CACHE_EXPOSURE_HISTORY, end_day, owner_id,
-            lambda h: history_cache_key(h.version, h.prices_date, h.betas_date, start, end_day))
+            lambda h: history_cache_key(h.version, h.prices_date, h.betas_date, start, end_day), key_hash)
         if cached is not None:
             return cached.encode(), True
         rows = store.holding_rows(conn, [pid])

@@ -159,13 +159,14 @@ def risk_document(pid: str, day: dt.date, holdings: Holdings, rows: pd.DataFrame
 
 
 def portfolio_risk_json(engine: Engine, portfolio_id: Any, as_of: dt.date | None = None, owner_id: int | None = None,
-                        ttl: dt.timedelta = DEFAULT_CACHE_TTL) -> tuple[str, bool]:
-    """The risk document as JSON text (served as is by the API) and whether the cache answered."""
+                        ttl: dt.timedelta = DEFAULT_CACHE_TTL, key_hash: str | None = None) -> tuple[str, bool]:
+    """The risk document as JSON text (served as is by the API) and whether the cache answered.
+    With `key_hash`, the caller's key is checked in the cache lookup's round trip (KeyRevokedError)."""
     held_on = check_date(as_of)  # the holdings of as_of, today's by default (as the exposures)
     with autocommit(engine).connect() as conn:
         pid, head, key, cached = lookup_document(
             conn, portfolio_id, CACHE_RISK, as_of, owner_id,
-            lambda head: risk_cache_key(head.version, head.prices_date, head.betas_date, as_of))
+            lambda head: risk_cache_key(head.version, head.prices_date, head.betas_date, as_of), key_hash)
         if cached is not None:
             return cached, True
         held = holdings_on(conn, pid, held_on, as_of, head.prices_date)

@@ -22,6 +22,8 @@ from symbol_pipeline.lib.sessions import OutsideCalendarError, sessions_ending
 from symbol_pipeline.services.portfolio.cache import (
     CACHE_STRESS,
     DEFAULT_CACHE_TTL,
+    exposure_cache_key,
+    lookup_document,
     read_stress,
     stress_cache_key,
     write_one,
@@ -29,6 +31,7 @@ from symbol_pipeline.services.portfolio.cache import (
 from symbol_pipeline.services.portfolio.documents import dumps, iso, number
 from symbol_pipeline.services.portfolio.errors import DateOutOfRangeError, StressDataError, ValidationError
 from symbol_pipeline.services.portfolio.exposures import compute_portfolio_exposures, exposures_text
+from symbol_pipeline.services.portfolio.inputs import check_date
 from symbol_pipeline.storage import latest
 from symbol_pipeline.storage.dialect import autocommit
 from symbol_pipeline.storage.portfolio import cache as cache_store
@@ -178,12 +181,23 @@ def _betas_matrix(docs: Sequence[Mapping[str, Any]]) -> np.ndarray:
                      for d in docs], dtype=float).reshape(len(docs), len(FACTOR_NAMES))
 
 
+def _stress_key(head: Any, calc_date: dt.date | None, scenarios: Sequence[stress_lib.Scenario]) -> str:
+    """The stress entry's key from the cache lookup's row: its exposures key (the one
+    `exposures_text` computes from the same row), its date (the betas' by default) and the scenarios."""
+    day = calc_date or head.betas_date
+    if day is None:
+        return ""  # no betas: nothing was ever stored to hit
+    return stress_cache_key(exposure_cache_key(head.version, head.prices_date, head.betas_date, calc_date), day,
+                            scenarios)
+
+
 def stress_test_json(engine: Engine, portfolio_id: Any, calc_date: dt.date | None = None,
                      scenario_names: Sequence[str] | None = None, owner_id: int | None = None,
                      ttl: dt.timedelta = DEFAULT_CACHE_TTL,
-                     scenarios_file: str | os.PathLike | None = None) -> tuple[str, bool]:
+                     scenarios_file: str | os.PathLike | None = None, key_hash: str | None = None) -> tuple[str, bool]:
     """One portfolio's stress test as JSON text (served as stored, like the exposures) and whether
-    the cache answered; `scenarios_file` extends the built-in scenarios."""
+    the cache answered; `scenarios_file` extends the built-in scenarios. A hit is one round trip,
+    the check of the caller's key (`key_hash`, KeyRevokedError) included."""
     scenarios = load_scenarios(scenarios_file)
     if scenario_names:
         by_name = {s.name: s for s in scenarios}
@@ -191,6 +205,12 @@ def stress_test_json(engine: Engine, portfolio_id: Any, calc_date: dt.date | Non
         if unknown:
             raise ValidationError(f"unknown scenarios {unknown}; known: {', '.join(by_name)}")
         scenarios = [by_name[n] for n in scenario_names]
+    check_date(calc_date)
+    with autocommit(engine).connect() as conn:
+        _, _, _, cached = lookup_document(conn, portfolio_id, CACHE_STRESS, calc_date, owner_id,
+                                          lambda head: _stress_key(head, calc_date, scenarios), key_hash)
+    if cached is not None:
+        return cached, True
     text, exposure_key, _ = exposures_text(engine, portfolio_id, calc_date, owner_id, ttl)
     exposures = json.loads(text)
     pid = exposures["portfolio_id"]

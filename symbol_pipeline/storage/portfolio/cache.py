@@ -13,11 +13,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from symbol_pipeline.storage.dialect import autocommit, bulk_insert, chunks, execute_prepared, is_postgres, upsert
 from symbol_pipeline.storage.latest import dates_subquery
-from symbol_pipeline.storage.portfolio_schema import PortfolioId, portfolio_analytics_cache, portfolios
+from symbol_pipeline.storage.portfolio_schema import PortfolioId, api_keys, portfolio_analytics_cache, portfolios
 
 
 class CachedRow(NamedTuple):
-    owner_id: int
+    key_user: int | None
+    owner_id: int | None
     equity: Any
     version: int
     prices_date: dt.date | None
@@ -31,28 +32,34 @@ def _cached_document_stmt(with_as_of: bool) -> sa.Select:
     pid = sa.bindparam("pid", type_=PortfolioId)
     dates = dates_subquery(sa.bindparam("as_of", type_=sa.Date) if with_as_of else None)
     c = portfolio_analytics_cache.c
+    # The user of the request's key if it is unrevoked (NULL key hash: no key to check).
+    key_user = (sa.select(api_keys.c.user_id)
+                .where(api_keys.c.key_hash == sa.bindparam("key_hash", type_=sa.String), api_keys.c.revoked_at.is_(None))
+                .scalar_subquery())
+    one = sa.select(sa.literal_column("1").label("one")).subquery("one")  # a row even when no such portfolio
     return (
-        sa.select(portfolios.c.owner_id, portfolios.c.equity, portfolios.c.version, dates.c.prices_date,
-                  dates.c.betas_date, c.cache_key, c.data)
+        sa.select(key_user.label("key_user"), portfolios.c.owner_id, portfolios.c.equity, portfolios.c.version,
+                  dates.c.prices_date, dates.c.betas_date, c.cache_key, c.data)
         .select_from(
-            portfolios.join(dates, sa.true()).outerjoin(
+            one.outerjoin(portfolios, portfolios.c.id == pid).join(dates, sa.true()).outerjoin(
                 portfolio_analytics_cache,
                 sa.and_(c.portfolio_id == portfolios.c.id, c.cache_type == sa.bindparam("cache_type"),
                         c.valid_until > sa.bindparam("at", type_=sa.DateTime(timezone=True))),
             )
         )
-        .where(portfolios.c.id == pid)
     )
 
 
 def cached_document(conn: Connection, portfolio_id: str, cache_type: str, as_of: dt.date | None,
-                    at: dt.datetime) -> list:
-    """The cache-hit path in one round trip. No rows when no such portfolio; otherwise one row
-    per unexpired entry of `cache_type` (one row with cache_key NULL when there is none).
+                    at: dt.datetime, key_hash: str | None = None) -> list:
+    """The cache-hit path in one round trip, the request's key check included: one row per
+    unexpired entry of `cache_type`, or one row with cache_key NULL when there is none (owner_id
+    NULL too when there is no such portfolio).
 
-    Columns owner_id, equity, version, prices_date, betas_date (both on or before as_of), cache_key, data.
+    Columns key_user (the user of the unrevoked key `key_hash`, else NULL), owner_id, equity,
+    version, prices_date, betas_date (both on or before as_of), cache_key, data.
     """
-    params = {"pid": portfolio_id, "cache_type": cache_type, "at": at}
+    params = {"pid": portfolio_id, "cache_type": cache_type, "at": at, "key_hash": key_hash}
     if as_of is not None:
         params["as_of"] = as_of
     name = f"sp_cached_document_{len(params)}"  # execute_prepared's name for it
