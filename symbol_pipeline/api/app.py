@@ -19,6 +19,7 @@ from symbol_pipeline.api import parsing
 from symbol_pipeline.api.auth import authenticator
 from symbol_pipeline.api.docs import install_docs
 from symbol_pipeline.api.errors import install_error_handlers
+from symbol_pipeline.api.fast_reads import FastReadsMiddleware
 from symbol_pipeline.api.headers import SingleAuthorizationMiddleware
 from symbol_pipeline.api.limits import BodyLimitMiddleware
 from symbol_pipeline.api.outages import OutageMiddleware
@@ -62,6 +63,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     # Every request is authenticated here, once (api/auth.py), and one with a body before a byte of
     # it is read; then the body is bounded: the positions import has its own limit, every other
     # path the default (portfolios.body_limits).
+    # Inside the key check: the analytics GETs answered without FastAPI's routing (api/fast_reads.py).
+    app.add_middleware(FastReadsMiddleware, engine=engine, settings=settings)
     app.add_middleware(BodyLimitMiddleware, authenticate=authenticator(engine, settings.auth_cache_seconds),
                        limit_for=portfolios.body_limits(settings.max_body_bytes, settings.max_import_bytes),
                        checks_key=analytics.checks_key)
