@@ -136,11 +136,15 @@ def summarise(out: users_load.Outcome) -> list[dict]:
 
 def report(label: str, rate: float, out: users_load.Outcome, load_before: str, extra: str = "") -> bool:
     lines = summarise(out)
-    achieved = float(out.ok.sum()) / out.seconds
+    # The rate goal: what was offered over the window was answered 2xx, as many a second as offered.
+    # Over the wall time the rate is lower by the drain (the last answers' latency), which the
+    # latency goals already judge: an open loop that kept up shows 499 req/s there for 500.
+    achieved = float(out.ok.sum()) / out.window
     share = out.cpu_seconds / out.seconds
     met = all(line["met"] for line in lines) and achieved >= MIN_RATE and out.late <= 0.01 * out.offered
-    print(f"\n[{label}] offered {rate:.0f} req/s ({out.offered} requests in {out.seconds:.1f} s incl. drain), achieved "
-          f"{achieved:.0f} req/s of 2xx (goal ≥ {MIN_RATE:.0f}); late sends {out.late} (> "
+    print(f"\n[{label}] offered {rate:.0f} req/s ({out.offered} requests over {out.window:.0f} s), answered "
+          f"{achieved:.0f} req/s of 2xx over that window (goal ≥ {MIN_RATE:.0f}; "
+          f"{float(out.ok.sum()) / out.seconds:.0f} req/s over the {out.seconds:.1f} s to the last answer); late sends {out.late} (> "
           f"{users_load.LATE_SECONDS * 1000:.0f} ms, max {out.late_max * 1000:.0f} ms); generator CPU {share:.0%} "
           f"of one core; statuses {out.statuses}; load {load_before} → {load()}{extra}")
     print(f"  {'endpoint':<10} {'X-Cache':<7} {'n':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>6}  goal")

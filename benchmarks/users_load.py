@@ -41,7 +41,8 @@ class Outcome:
     """What one run of the schedule measured."""
 
     offered: int
-    seconds: float
+    seconds: float  # from the first send to the last answer (the drain included)
+    window: float  # the schedule's length: requests were offered over these seconds
     endpoint: np.ndarray  # (R,) names
     cache: np.ndarray  # (R,) "hit", "miss" or "-" (no X-Cache header)
     latency: np.ndarray  # (R,) seconds from the scheduled send to the whole body read
@@ -121,7 +122,7 @@ async def _run(base: str, users: list[SimUser], end: str, rate: float, seconds: 
         latency[unanswered] = loop.time() - (start + at[unanswered])
     if pending:
         statuses["unanswered"] = len(pending)
-    return Outcome(offered=n, seconds=wall, endpoint=kinds, cache=cache.astype(str), latency=latency, ok=ok,
+    return Outcome(offered=n, seconds=wall, window=seconds, endpoint=kinds, cache=cache.astype(str), latency=latency, ok=ok,
                    late=late, late_max=late_max, cpu_seconds=cpu, statuses=statuses)
 
 
