@@ -16,8 +16,12 @@ risk 15 %, stress 10 %, history 13 %, position changes 2 % (each makes that port
 read a miss). After `--warmup` unmeasured seconds at the same rate, each row measures
 `--seconds`. Rows: `plain` (no Dagster), `daemon` (dagster-daemon with the production instance
 of deploy/dagster.yaml on its own database, so the position-change sensor runs the portfolio
-job after changes, as in production). Goals (the seed's): hits p99 ≤ 100 ms, misses p99 ≤ 500 ms,
-0 errors, ≥ 500 req/s achieved. Exit status 1 when a measured row misses a goal.
+job after changes, as in production; its cursor first set to the newest change, as for a daemon
+that has kept up). Goals (the seed's): hits p99 ≤ 100 ms, misses p99 ≤ 500 ms,
+0 errors, ≥ 500 req/s achieved; a row also has to keep up (99 % of the offered rate answered 2xx). Late
+sends (more than 10 ms after their scheduled time) are printed, not judged: latency counts from
+the scheduled time, so they add to the figures. `--find-max` rows are judged on the same goals at their own rate. Exit
+status 1 when a measured row at `--rate` misses a goal.
 """
 
 from __future__ import annotations
@@ -63,6 +67,19 @@ class Served:
             shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
             denv = {**env, **BATCHING_ENV, "DAGSTER_HOME": str(home), "DAGSTER_PG_URL": dagster_url,
                     "SYMBOL_PIPELINE_PRICE_SOURCE": "synthetic", "SYMBOL_PIPELINE_DATA_DIR": str(work / "data")}
+            # A daemon that has kept up, as in production: its sensor starts after the newest change
+            # rather than taking every change the earlier rows made in one run of thousands of portfolios.
+            engine = sa.create_engine(url)
+            with engine.connect() as conn:
+                newest = conn.execute(sa.text("SELECT coalesce(max(id), 0) FROM portfolio_changes")).scalar()
+            engine.dispose()
+            subprocess.run([str(Path(sys.executable).parent / "dagster"), "sensor", "cursor", "position_change_sensor",
+                            "--set", str(newest), "-m", "symbol_pipeline.definitions", "-d", str(REPO)],
+                           env=denv, cwd=work, check=True, capture_output=True)
+            # Setting a cursor stores the sensor's state as stopped; starting it keeps the cursor.
+            subprocess.run([str(Path(sys.executable).parent / "dagster"), "sensor", "start", "position_change_sensor",
+                            "-m", "symbol_pipeline.definitions", "-d", str(REPO)],
+                           env=denv, cwd=work, check=True, capture_output=True)
             daemon = Path(sys.executable).parent / "dagster-daemon"
             self.log = work / "daemon.log"
             with open(self.log, "w") as log:
@@ -106,8 +123,12 @@ def sensor_runs(dagster_url: str) -> str:
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT status, count(*) FROM runs WHERE pipeline_name = 'portfolio_exposures_job' "
                                     "GROUP BY status ORDER BY status")).all()
+        failures = conn.execute(sa.text(
+            "SELECT dagster_event_type, left(event::json->>'user_message', 300) FROM event_logs "
+            "WHERE dagster_event_type IN ('STEP_FAILURE', 'RUN_FAILURE') ORDER BY id LIMIT 4")).all()
     engine.dispose()
-    return ", ".join(f"{n} {s}" for s, n in rows) or "none"
+    said = "".join(f"\n    {kind}: {message}" for kind, message in failures)
+    return (", ".join(f"{n} {s}" for s, n in rows) or "none") + said
 
 
 def load() -> str:
@@ -134,16 +155,34 @@ def summarise(out: users_load.Outcome) -> list[dict]:
     return lines
 
 
-def report(label: str, rate: float, out: users_load.Outcome, load_before: str, extra: str = "") -> bool:
+def when_slow(out: users_load.Outcome) -> str:
+    """Where the slowest 1 % of requests fall in the row: a few seconds (a stall: a checkpoint, a
+    run starting, a lock) or spread over the row (queueing)."""
+    slow = out.latency >= np.percentile(out.latency, 99)
+    seconds = np.bincount(out.sent[slow].astype(int), minlength=int(out.window) + 1)
+    top = np.argsort(seconds)[::-1][:3]
+    busiest = ", ".join(f"{s} s: {seconds[s]}" for s in top if seconds[s])
+    return (f"slowest 1 % ({int(slow.sum())} requests) sent in {int((seconds > 0).sum())} of {int(out.window)} "
+            f"seconds; the most in one second: {busiest}")
+
+
+def report(label: str, rate: float, out: users_load.Outcome, load_before: str, extra: str = "",
+           seed_rate: bool = True) -> bool:
+    """Print one row; whether it met the goals: the latency and error goals, kept up with the offered rate
+    (99 % answered 2xx over the window), and, unless `seed_rate` is false (a --find-max search row), at the
+    seed's rate of at least MIN_RATE."""
     lines = summarise(out)
     # The rate goal: what was offered over the window was answered 2xx, as many a second as offered.
     # Over the wall time the rate is lower by the drain (the last answers' latency), which the
     # latency goals already judge: an open loop that kept up shows 499 req/s there for 500.
     achieved = float(out.ok.sum()) / out.window
     share = out.cpu_seconds / out.seconds
-    met = all(line["met"] for line in lines) and achieved >= MIN_RATE and out.late <= 0.01 * out.offered
+    rate_goal = max(MIN_RATE, 0.99 * rate) if seed_rate else 0.99 * rate
+    # Late sends are the generator's, shown and not judged: latency counts from the scheduled time,
+    # so a late send adds its lateness to the figures rather than hiding a wait.
+    met = all(line["met"] for line in lines) and achieved >= rate_goal
     print(f"\n[{label}] offered {rate:.0f} req/s ({out.offered} requests over {out.window:.0f} s), answered "
-          f"{achieved:.0f} req/s of 2xx over that window (goal ≥ {MIN_RATE:.0f}; "
+          f"{achieved:.0f} req/s of 2xx over that window (goal ≥ {rate_goal:.0f}; "
           f"{float(out.ok.sum()) / out.seconds:.0f} req/s over the {out.seconds:.1f} s to the last answer); late sends {out.late} (> "
           f"{users_load.LATE_SECONDS * 1000:.0f} ms, max {out.late_max * 1000:.0f} ms); generator CPU {share:.0%} "
           f"of one core; statuses {out.statuses}; load {load_before} → {load()}{extra}")
@@ -152,19 +191,27 @@ def report(label: str, rate: float, out: users_load.Outcome, load_before: str, e
         print(f"  {line['endpoint']:<10} {line['cache']:<7} {line['n']:>6} {line['p50']:>8.1f} {line['p99']:>8.1f} "
               f"{line['max']:>8.1f} {line['errors']:>6}  p99 ≤ {line['goal']:.0f} ms, 0 errors: "
               f"{'met' if line['met'] else 'NOT met'}")
+    print(f"  {when_slow(out)}")
     print(f"  row: {'goals met' if met else 'goals NOT met'}", flush=True)
     return met
 
 
-def measure(served: Served, users, end: str, rate: float, args, label: str, seed: int, extra=lambda: "") -> bool:
+def measure(served: Served, users, end: str, rate: float, args, label: str, seed: int, extra=lambda: "",
+            seed_rate: bool = True) -> bool:
     if args.prewarm:
         n, took = prewarm(served.url, users, end, rate, args.seconds, seed, args.prewarm_processes)
         print(f"[{label}] pre-warmed {n} documents the row reads in {took:.0f} s", flush=True)
+    # The setup's and the pre-warm's writes flushed before the row rather than by a checkpoint
+    # during it: a fresh database has just written 9 M rows, which a day's steady state has not.
+    engine = sa.create_engine(served.url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text("CHECKPOINT"))
+    engine.dispose()
     if args.warmup > 0:
         users_load.run(served.base, users, end, rate, args.warmup, seed=seed + 1000, connections=args.connections)
     before = load()
     out = users_load.run(served.base, users, end, rate, args.seconds, seed=seed, connections=args.connections)
-    return report(label, rate, out, before, extra())
+    return report(label, rate, out, before, extra(), seed_rate=seed_rate)
 
 
 def find_max(served: Served, users, end: str, args, first_met: bool) -> float | None:
@@ -174,7 +221,7 @@ def find_max(served: Served, users, end: str, args, first_met: bool) -> float | 
     rate, step = args.rate * (1.5 if first_met else 1 / 1.5), 0
     while step < args.search_steps:
         step += 1
-        if measure(served, users, end, rate, args, f"search {rate:.0f} req/s", seed=100 + step):
+        if measure(served, users, end, rate, args, f"search {rate:.0f} req/s", seed=100 + step, seed_rate=False):
             met_rate = rate
         else:
             failed_rate = rate

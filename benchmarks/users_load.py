@@ -43,6 +43,7 @@ class Outcome:
     offered: int
     seconds: float  # from the first send to the last answer (the drain included)
     window: float  # the schedule's length: requests were offered over these seconds
+    sent: np.ndarray  # (R,) scheduled send time, seconds from the row's start
     endpoint: np.ndarray  # (R,) names
     cache: np.ndarray  # (R,) "hit", "miss" or "-" (no X-Cache header)
     latency: np.ndarray  # (R,) seconds from the scheduled send to the whole body read
@@ -122,7 +123,7 @@ async def _run(base: str, users: list[SimUser], end: str, rate: float, seconds: 
         latency[unanswered] = loop.time() - (start + at[unanswered])
     if pending:
         statuses["unanswered"] = len(pending)
-    return Outcome(offered=n, seconds=wall, window=seconds, endpoint=kinds, cache=cache.astype(str), latency=latency, ok=ok,
+    return Outcome(offered=n, seconds=wall, window=seconds, sent=at, endpoint=kinds, cache=cache.astype(str), latency=latency, ok=ok,
                    late=late, late_max=late_max, cpu_seconds=cpu, statuses=statuses)
 
 
