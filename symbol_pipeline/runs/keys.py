@@ -29,6 +29,7 @@ RUN_KIND_TAG = "symbol_pipeline/run_kind"
 DAILY_RUN_KIND = "daily"
 ONBOARDING_RUN_KIND = "onboarding"
 BACKFILL_RUN_KIND = "backfill"
+PORTFOLIO_RUN_KIND = "portfolio"
 ONBOARDING_PART_TAG = "symbol_pipeline/onboarding_part"
 QUEUE_IDS_TAG = "symbol_pipeline/onboarding_queue_ids"
 # The pipeline_run_requests row a run serves, and which of its runs it is ("factor_returns", "symbols:0").

@@ -30,6 +30,7 @@ def test_production_instance_loads_on_postgres(tmp_path, monkeypatch, fresh_pg_d
         queue = instance.run_coordinator.get_run_queue_config()
         assert queue.max_concurrent_runs == 4
         assert {"key": "symbol_pipeline/run_kind", "value": "daily", "limit": 1} in queue.tag_concurrency_limits
+        assert {"key": "symbol_pipeline/run_kind", "value": "portfolio", "limit": 1} in queue.tag_concurrency_limits
         assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
         assert instance.python_log_level == "INFO"  # backfill and sensor runs print no DEBUG lines
         assert instance.get_runs_count() == 0

@@ -11,5 +11,8 @@ portfolio_exposures_job = dg.define_asset_job(
     PORTFOLIO_JOB,
     selection=dg.AssetSelection.assets(*PORTFOLIO_ASSETS),
     description="Recompute portfolio exposures and stress tests (config portfolio_ids: empty = all).",
+    # Two steps, one after the other: a process per step would add two imports of pandas,
+    # scikit-learn and Dagster to every run the position-change sensor launches.
+    executor_def=dg.in_process_executor,
 )
 

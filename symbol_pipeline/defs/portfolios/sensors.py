@@ -19,6 +19,7 @@ import dagster as dg
 
 from symbol_pipeline.defs.portfolios.jobs import portfolio_exposures_job
 from symbol_pipeline.defs.resources import DatabaseResource
+from symbol_pipeline.runs.keys import PORTFOLIO_RUN_KIND, RUN_KIND_TAG
 from symbol_pipeline.runs.submit import PORTFOLIO_JOB, portfolio_run_config
 from symbol_pipeline.services import portfolio as service
 
@@ -72,5 +73,5 @@ def position_change_sensor(context: dg.SensorEvaluationContext, database: Databa
         run_key=f"portfolio-changes-{first}-{top}",
         run_config=portfolio_run_config(portfolio_ids),
         tags={"symbol_pipeline/change_range": f"{first}-{top}", "symbol_pipeline/portfolios": str(len(portfolio_ids)),
-              CURSOR_TAG: cursor},
+              CURSOR_TAG: cursor, RUN_KIND_TAG: PORTFOLIO_RUN_KIND},
     )

@@ -27,6 +27,7 @@ def test_sensor_one_run_per_burst_and_cursor(engine):
         assert isinstance(result, dg.RunRequest)
         assert result.run_key == "portfolio-changes-1-5"
         assert result.run_config == run_config_for(sorted([a["id"], b["id"]]))
+        assert result.tags["symbol_pipeline/run_kind"] == "portfolio"  # one at a time in production
         assert ctx.cursor == "5"
         assert isinstance(position_change_sensor(ctx), dg.SkipReason)
         svc.add_position(engine, b["id"], "AAA", 2, entry_price=1)
