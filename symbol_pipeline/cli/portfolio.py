@@ -150,7 +150,7 @@ def _positions_list(args) -> int:
 
 def _serve(args) -> int:
     settings = api_settings(args.database_url, args.settings)
-    serve(create_app(settings), args.host, args.port, args.log_level, settings.header_timeout_seconds)
+    serve(create_app(settings, freeze_heap=True), args.host, args.port, args.log_level, settings.header_timeout_seconds)
     return 0
 
 
