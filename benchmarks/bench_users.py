@@ -69,17 +69,12 @@ class Served:
                     "SYMBOL_PIPELINE_PRICE_SOURCE": "synthetic", "SYMBOL_PIPELINE_DATA_DIR": str(work / "data")}
             # A daemon that has kept up, as in production: its sensor starts after the newest change
             # rather than taking every change the earlier rows made in one run of thousands of portfolios.
-            engine = sa.create_engine(url)
-            with engine.connect() as conn:
-                newest = conn.execute(sa.text("SELECT coalesce(max(id), 0) FROM portfolio_changes")).scalar()
-            engine.dispose()
-            subprocess.run([str(Path(sys.executable).parent / "dagster"), "sensor", "cursor", "position_change_sensor",
-                            "--set", str(newest), "-m", "symbol_pipeline.definitions", "-d", str(REPO)],
-                           env=denv, cwd=work, check=True, capture_output=True)
+            newest = one_statement(url, "SELECT coalesce(max(id), 0) FROM portfolio_changes")
             # Setting a cursor stores the sensor's state as stopped; starting it keeps the cursor.
-            subprocess.run([str(Path(sys.executable).parent / "dagster"), "sensor", "start", "position_change_sensor",
-                            "-m", "symbol_pipeline.definitions", "-d", str(REPO)],
-                           env=denv, cwd=work, check=True, capture_output=True)
+            for command in (["cursor", "--set", str(newest)], ["start"]):
+                subprocess.run([str(Path(sys.executable).parent / "dagster"), "sensor", command[0],
+                                "position_change_sensor", *command[1:], "-m", "symbol_pipeline.definitions",
+                                "-d", str(REPO)], env=denv, cwd=work, check=True, capture_output=True)
             daemon = Path(sys.executable).parent / "dagster-daemon"
             self.log = work / "daemon.log"
             with open(self.log, "w") as log:
@@ -115,6 +110,17 @@ class Served:
             except ProcessLookupError:
                 pass
             proc.wait(5)
+
+
+def one_statement(url: str, sql: str):
+    """Run one statement outside a transaction (CHECKPOINT needs that) and return its scalar, if any."""
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            result = conn.execute(sa.text(sql))
+            return result.scalar() if result.returns_rows else None
+    finally:
+        engine.dispose()
 
 
 def sensor_runs(dagster_url: str) -> str:
@@ -203,10 +209,7 @@ def measure(served: Served, users, end: str, rate: float, args, label: str, seed
         print(f"[{label}] pre-warmed {n} documents the row reads in {took:.0f} s", flush=True)
     # The setup's and the pre-warm's writes flushed before the row rather than by a checkpoint
     # during it: a fresh database has just written 9 M rows, which a day's steady state has not.
-    engine = sa.create_engine(served.url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text("CHECKPOINT"))
-    engine.dispose()
+    one_statement(served.url, "CHECKPOINT")
     if args.warmup > 0:
         users_load.run(served.base, users, end, rate, args.warmup, seed=seed + 1000, connections=args.connections)
     before = load()
